@@ -1,0 +1,265 @@
+"""Contracts every plugin implements: probes, metrics, feature extractors, adapters, datasets,
+time-series generators.
+
+The shapes follow scikit-learn and torchmetrics: settings are explicit and validated once (a
+frozen pydantic model, so a misspelt option is an error, never silently ignored); reference-side
+work happens once in ``prepare``; state computed from data ends with ``_``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pydantic
+
+from probekit.errors import NotPreparedError, ValidationError
+from probekit.types import Checkpoint, Provenance, Result
+
+#: Modalities a plugin may declare.
+MODALITIES = ("image", "timeseries", "any")
+
+
+class Settings(pydantic.BaseModel):
+    """Base of every settings model: frozen, unknown keys rejected, strings coerced (CLI)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+class MeasureSettings(Settings):
+    """Settings shared by every probe and metric."""
+
+    seed: int = pydantic.Field(0, description="seed of every random choice (bootstrap, subsets)")
+    batch_size: int = pydantic.Field(
+        1024, gt=0, description="samples per batch; results must not depend on it"
+    )
+
+
+def _format_pydantic_error(who: str, model: type[Settings], err: pydantic.ValidationError) -> str:
+    """One actionable line from a pydantic error."""
+    parts = []
+    known = ", ".join(sorted(model.model_fields))
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "settings"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown option {loc!r} (known options: {known})")
+        else:
+            parts.append(f"option {loc!r} {item['msg'].lower()}; got {item.get('input')!r}")
+    return f"{who}: " + "; ".join(parts) + "."
+
+
+def build_settings(
+    model: type[Settings], who: str, settings: Settings | Mapping[str, Any] | None, **overrides: Any
+) -> Settings:
+    """Validate ``settings`` (object or mapping) plus keyword overrides into ``model``."""
+    if isinstance(settings, Settings):
+        values = settings.model_dump()
+    else:
+        values = dict(settings or {})
+    values.update(overrides)
+    try:
+        return model(**values)
+    except pydantic.ValidationError as err:
+        raise ValidationError(_format_pydantic_error(who, model, err)) from None
+
+
+class Plugin:
+    """Class-level metadata every registered class carries.
+
+    ``name`` (kebab-case registry name), ``modality``, ``description``; ``plugin`` and
+    ``plugin_version`` are stamped by the registry when the class is registered.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str] = "any"
+    description: ClassVar[str] = ""
+    Settings: ClassVar[type[Settings]] = Settings
+    plugin: ClassVar[str] = "unregistered"
+    plugin_version: ClassVar[str] = "0"
+
+    def __init__(self, settings: Settings | Mapping[str, Any] | None = None, **overrides: Any):
+        self.settings = build_settings(type(self).Settings, self.name, settings, **overrides)
+
+
+class Measure(Plugin):
+    """Common part of probes and metrics."""
+
+    #: Name of the summary field reported as the measure's value.
+    headline: ClassVar[str]
+    #: Whether a larger headline is better (for probes: ``False``, more memorization is worse).
+    higher_is_better: ClassVar[bool]
+    #: What the measure needs: any of ``"train"``, ``"holdout"``, ``"samples"``, ``"model"``.
+    requires: ClassVar[tuple[str, ...]] = ("train", "samples")
+    Settings: ClassVar[type[Settings]] = MeasureSettings
+    settings: MeasureSettings
+
+    def _check_prepared(self, attribute: str) -> None:
+        if not hasattr(self, attribute):
+            raise NotPreparedError(
+                f"{self.name}: call prepare(...) before evaluate(...); the {type(self).__name__} "
+                f"has no {attribute} yet."
+            )
+
+    def make_provenance(self, **fields: Any) -> Provenance:
+        """Provenance stamped with this measure's plugin, version and settings."""
+        from probekit import __version__
+
+        return Provenance(
+            measure=self.name,
+            plugin=type(self).plugin,
+            plugin_version=type(self).plugin_version,
+            probekit_version=__version__,
+            settings=self.settings.model_dump(),
+            seed=self.settings.seed,
+            **fields,
+        )
+
+
+class Probe(Measure):
+    """A memorization probe: ``prepare(train, holdout=...)`` once, ``evaluate(...)`` per checkpoint."""
+
+    higher_is_better: ClassVar[bool] = False
+
+    @abstractmethod
+    def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None) -> Probe:
+        """Do the reference-side work (e.g. build the training-set index); return ``self``."""
+
+    @abstractmethod
+    def evaluate(
+        self, samples: np.ndarray | None = None, *, model: ModelHandle | None = None
+    ) -> Result:
+        """Score generated ``samples`` (or the ``model`` itself) against the prepared reference."""
+
+
+class Metric(Measure):
+    """A quality metric with torchmetrics-style state: reference state apart from sample state.
+
+    ``prepare(reference)`` computes the reference side once; ``update(batch)`` accumulates
+    float64 sufficient statistics of generated samples; ``compute()`` returns the result;
+    ``reset()`` clears the sample state only. ``evaluate(samples)`` does all three in batches.
+    """
+
+    higher_is_better: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ("holdout", "samples")
+
+    @abstractmethod
+    def prepare(self, reference: np.ndarray) -> Metric:
+        """Compute the reference (real-data) state; return ``self``."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the generated-sample state, keep the reference state."""
+
+    @abstractmethod
+    def update(self, samples: np.ndarray) -> None:
+        """Accumulate one batch of generated samples."""
+
+    @abstractmethod
+    def compute(self) -> Result:
+        """Result for everything accumulated since the last ``reset``."""
+
+    def evaluate(self, samples: np.ndarray) -> Result:
+        """``reset``, ``update`` batch by batch, ``compute``."""
+        self.reset()
+        step = self.settings.batch_size
+        for start in range(0, len(samples), step):
+            self.update(samples[start : start + step])
+        return self.compute()
+
+
+class FeatureExtractor(Plugin):
+    """Maps samples to feature vectors ``(n_samples, n_features)`` for distances and statistics."""
+
+    #: Named preprocessing applied before the network (recorded in provenance).
+    preprocessing: ClassVar[str] = "none"
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the weights file, or ``None`` for weight-free extractors."""
+        return None
+
+    @abstractmethod
+    def extract(self, x: np.ndarray) -> np.ndarray:
+        """Features of ``x``; the result must not depend on how ``x`` is batched."""
+
+
+class ModelHandle(ABC):
+    """One loaded checkpoint, as seen by probes and the evaluator."""
+
+    #: Training step of the checkpoint.
+    step: int
+    #: Cumulative noise schedule ``alpha_bar_t`` (length T), or ``None`` when unknown.
+    alphas_cumprod: np.ndarray | None = None
+
+    @abstractmethod
+    def generate(self, n: int, seed: int) -> np.ndarray:
+        """``n`` samples; the same ``seed`` gives the same initial noise at every checkpoint."""
+
+    def predict_noise(self, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """``eps_theta(x_t, t)`` for integer timesteps ``t``; only for white-box adapters."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot predict noise; probes that need the model "
+            "(loss-gap, mia-*) require an adapter that loads the network."
+        )
+
+
+class Adapter(Plugin):
+    """Loads checkpoints of one kind of training run into :class:`ModelHandle` objects."""
+
+    #: Whether handles can ``predict_noise`` (white-box access).
+    can_predict_noise: ClassVar[bool] = False
+
+    @abstractmethod
+    def load(self, checkpoint: Checkpoint) -> ModelHandle:
+        """Load one checkpoint."""
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """Train and holdout arrays of one dataset, with their value range."""
+
+    train: np.ndarray
+    holdout: np.ndarray
+    value_range: tuple[float, float]
+    normalization: str = "none"
+
+
+class Dataset(Plugin):
+    """A bundled or user dataset with train/holdout splits."""
+
+    @abstractmethod
+    def load(self) -> DatasetSplits:
+        """Return the splits (no download: data ships inside a package or is given locally)."""
+
+
+class Generator(Plugin):
+    """A time-series generator for the benchmark: ``fit(train)`` then ``sample(n, seed)``."""
+
+    @abstractmethod
+    def fit(self, train: np.ndarray) -> Generator:
+        """Fit to training series; return ``self``."""
+
+    @abstractmethod
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """``n`` series ``(n, n_timesteps, n_channels)``."""
+
+
+__all__ = [
+    "MODALITIES",
+    "Adapter",
+    "Dataset",
+    "DatasetSplits",
+    "FeatureExtractor",
+    "Generator",
+    "Measure",
+    "MeasureSettings",
+    "Metric",
+    "ModelHandle",
+    "Plugin",
+    "Probe",
+    "Settings",
+    "build_settings",
+]

@@ -1,0 +1,231 @@
+"""The ``probekit`` command line.
+
+Each subcommand is a function decorated with :func:`command`: it receives its argparse parser
+to add arguments to, and returns the handler ``(args) -> exit code``. Any
+:class:`~probekit.errors.ProbekitError` becomes one line on stderr and exit code 2, with no
+traceback and no partial output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from probekit.errors import ProbekitError, ValidationError
+
+Handler = Callable[[argparse.Namespace], int]
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = []
+
+#: Registry kinds by their plural CLI spelling.
+KIND_NAMES = {
+    "probes": "probe",
+    "metrics": "metric",
+    "feature-extractors": "feature-extractor",
+    "adapters": "adapter",
+    "datasets": "dataset",
+    "generators": "generator",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def command(name: str, help: str) -> Callable:
+    """Register a subcommand builder ``build(parser) -> handler``."""
+
+    def deco(build: Callable[[argparse.ArgumentParser], Handler]):
+        _COMMANDS.append((name, help, build))
+        return build
+
+    return deco
+
+
+def parse_settings(pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``["k=0.5", "features=pixels"]`` → ``{"k": "0.5", "features": "pixels"}`` (validated
+    and coerced later by the plugin's settings model)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(
+                f"--set must be key=value; got {pair!r}. Example: --set k=0.5"
+            )
+        out[key.strip()] = value
+    return out
+
+
+def load_input(path: str, *, what: str):
+    """Read an input array (``path`` or ``path.npz:key``)."""
+    from probekit.io import load_array
+
+    key = None
+    if ":" in path and not Path(path).exists():
+        path, _, key = path.rpartition(":")
+    return load_array(path, key=key)
+
+
+def write_json(path: str | None, obj: dict[str, Any]) -> None:
+    """Write ``obj`` atomically to ``path`` (no-op for ``None``)."""
+    if path:
+        from probekit.io import atomic_write_json
+
+        atomic_write_json(path, obj)
+
+
+def _format_result(result) -> str:
+    head = f"{result.measure}: {result.headline} = {result.value:.4g}"
+    if result.headline in result.ci:
+        low, high = result.ci[result.headline]
+        head += f" (95% CI {low:.4g}–{high:.4g})"
+    others = [f"{k}={v:.4g}" for k, v in result.values.items() if k != result.headline]
+    prov = result.provenance
+    lines = [head, f"  n_samples={prov.n_samples} n_reference={prov.n_reference} "
+             f"features={prov.feature_space} " + " ".join(others)]
+    lines += [f"  warning: {w}" for w in result.warnings]
+    return "\n".join(lines)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*map(str, r)).rstrip() for r in [header, *rows])
+
+
+# -- plugins / list --------------------------------------------------------------------------
+
+
+@command("plugins", help="list installed plugins, their versions and load failures")
+def _plugins_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit._plugins import get_host
+
+        records = get_host().records
+        if args.json:
+            print(json.dumps([r.to_dict() for r in records], indent=2))
+            return 0
+        rows = []
+        for r in records:
+            provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(r.provides.items()))
+            rows.append([r.name, r.status, r.distribution, r.version, provides or "-"])
+        print(_table(rows, ["plugin", "status", "distribution", "version", "provides"]))
+        for r in records:
+            if r.error:
+                print(f"\n{r.name}: {r.error}")
+        return 0
+
+    return run
+
+
+@command("list", help="list registered probes, metrics, extractors, adapters, datasets, ...")
+def _list_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("kind", nargs="?", choices=sorted(KIND_NAMES), help="only this kind")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit.registry import registries
+
+        regs = registries()
+        kinds = [KIND_NAMES[args.kind]] if args.kind else list(KIND_NAMES.values())
+        rows = []
+        for kind in kinds:
+            for e in regs[kind].entries():
+                rows.append([e.name, kind, e.cls.modality, e.plugin, e.version,
+                             e.cls.description])
+        print(_table(rows, ["name", "kind", "modality", "plugin", "version", "description"]))
+        return 0
+
+    return run
+
+
+# -- probe -----------------------------------------------------------------------------------
+
+
+@command("probe", help="run one memorization probe on a training set and generated samples")
+def _probe_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("name", help="registered probe name (see `probekit list probes`)")
+    p.add_argument("--train", required=True, help="training set: .npy/.npz/.pt/.csv/image dir")
+    p.add_argument("--samples", required=True, help="generated samples, same formats")
+    p.add_argument("--holdout", help="held-out set, for probes that need one")
+    p.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
+                   help="probe setting, repeatable (e.g. --set k=0.5)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write the result as JSON")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit.registry import get_probe
+
+        cls = get_probe(args.name)
+        probe = cls(parse_settings(args.settings))
+        train = load_input(args.train, what="train")
+        samples = load_input(args.samples, what="samples")
+        holdout = load_input(args.holdout, what="holdout") if args.holdout else None
+        result = probe.prepare(train, holdout=holdout).evaluate(samples)
+        write_json(args.json_out, result.to_dict())
+        print(_format_result(result))
+        return 0
+
+    return run
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@command("demo", help="run the main job on bundled data (no download)")
+def _demo_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--out", default="demo-out", help="output folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit._demo import run_demo
+
+        return run_demo(Path(args.out))
+
+    return run
+
+
+# -- commands added by later issues go above this line ---------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``probekit`` parser."""
+    from probekit import __version__
+
+    parser = _Parser(
+        prog="probekit",
+        description="Find when a diffusion model starts copying its training data.",
+    )
+    parser.add_argument("--version", action="version", version=f"probekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, help_text, build in _COMMANDS:
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(handler=build(sp))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``probekit`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
+    try:
+        return args.handler(args)
+    except ProbekitError as exc:
+        print(f"probekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"probekit {args.command}: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

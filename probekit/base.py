@@ -55,10 +55,7 @@ def build_settings(
     model: type[Settings], who: str, settings: Settings | Mapping[str, Any] | None, **overrides: Any
 ) -> Settings:
     """Validate ``settings`` (object or mapping) plus keyword overrides into ``model``."""
-    if isinstance(settings, Settings):
-        values = settings.model_dump()
-    else:
-        values = dict(settings or {})
+    values = settings.model_dump() if isinstance(settings, Settings) else dict(settings or {})
     values.update(overrides)
     try:
         return model(**values)
@@ -119,7 +116,7 @@ class Measure(Plugin):
 
 
 class Probe(Measure):
-    """A memorization probe: ``prepare(train, holdout=...)`` once, ``evaluate(...)`` per checkpoint."""
+    """A memorization probe: ``prepare(train, holdout=...)`` once, ``evaluate`` per checkpoint."""
 
     higher_is_better: ClassVar[bool] = False
 

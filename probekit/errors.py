@@ -76,17 +76,17 @@ class DataWarning(ProbekitWarning):
 
 
 __all__ = [
-    "DataWarning",
-    "PluginLoadWarning",
-    "ProbekitWarning",
     "BuiltinsMissingError",
     "ConfigMismatchError",
+    "DataWarning",
     "DuplicateNameError",
     "InputFileError",
     "MissingResourceError",
     "NotPreparedError",
     "PluginError",
+    "PluginLoadWarning",
     "ProbekitError",
+    "ProbekitWarning",
     "UnknownNameError",
     "ValidationError",
 ]

@@ -51,13 +51,32 @@ class NearestNeighborRatio(Probe):
         kept = np.arange(len(train))
         if self.settings.collapse_duplicates:
             feats, kept = collapse_duplicates(feats, who=self.name)
+        return self._index(feats, kept, train.shape[1:], len(train))
+
+    def reference_state(self) -> dict[str, np.ndarray]:
+        """Distinct training features and their original indices (cacheable)."""
+        self._check_prepared("train_index_")
+        return {
+            "features": np.asarray(self.train_index_.reference_),
+            "kept": self.train_kept_,
+            "train_shape": np.asarray(self.train_shape_, dtype=np.int64),
+            "n_train": np.asarray(self.n_train_),
+        }
+
+    def load_reference_state(self, state: dict[str, np.ndarray]):
+        return self._index(
+            state["features"], state["kept"], tuple(int(v) for v in state["train_shape"]),
+            int(state["n_train"]),
+        )
+
+    def _index(self, feats, kept, train_shape, n_train):
         if len(feats) < 2:
             raise ValidationError(
                 f"{self.name}: train must hold at least 2 distinct samples; got {len(feats)} "
-                f"distinct of {len(train)}. Provide a larger training set."
+                f"distinct of {n_train}. Provide a larger training set."
             )
-        self.train_shape_ = train.shape[1:]
-        self.n_train_ = len(train)
+        self.train_shape_ = tuple(train_shape)
+        self.n_train_ = n_train
         self.train_kept_ = kept
         self.train_index_ = NearestNeighborIndex(feats, chunk_size=self.settings.chunk_size)
         return self

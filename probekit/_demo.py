@@ -13,22 +13,12 @@ import numpy as np
 from probekit.io import atomic_write_json
 
 
-def load_digits_splits(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's 1797 digits as ``(n, 1, 8, 8)`` in [-1, 1]: a fixed permutation split into
-    1297 pool images and 500 held out."""
-    from sklearn.datasets import load_digits
-
-    images = load_digits().images.astype(np.float32) / 16.0 * 2.0 - 1.0
-    order = np.random.default_rng(seed).permutation(len(images))
-    images = images[order][:, None]
-    return images[:1297], images[1297:]
-
-
 def run_demo(out: Path, n_train: int = 1000) -> int:
     """Run the demo and print both results."""
-    from probekit.registry import get_probe
+    from probekit.registry import get_dataset, get_probe
 
-    pool, holdout = load_digits_splits()
+    splits = get_dataset("digits")().load()
+    pool, holdout = splits.train, splits.holdout
     train = pool[:n_train]
     rng = np.random.default_rng(1)
     copies = train[rng.choice(n_train, 500, replace=False)]

@@ -100,6 +100,20 @@ class Measure(Plugin):
                 f"has no {attribute} yet."
             )
 
+    def reference_state(self) -> dict[str, np.ndarray] | None:
+        """Arrays that capture the prepared reference side, for the evaluator's on-disk cache.
+
+        Return ``None`` (the default) when preparing is cheap or not cacheable. The evaluator
+        stores the arrays under a key made of the measure's name, plugin version, settings and
+        a hash of the reference data, and restores them with :meth:`load_reference_state`
+        instead of calling ``prepare`` again.
+        """
+        return None
+
+    def load_reference_state(self, state: dict[str, np.ndarray]) -> Measure:
+        """Restore what :meth:`reference_state` returned; return ``self``."""
+        raise NotImplementedError(f"{self.name} does not support a cached reference state.")
+
     def make_provenance(self, **fields: Any) -> Provenance:
         """Provenance stamped with this measure's plugin, version and settings."""
         from probekit import __version__

@@ -46,7 +46,7 @@ class NearestNeighborRatio(Probe):
 
     def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None):
         """Collapse duplicates and index the training set (done once per run)."""
-        train = check_array(train, who=self.name, name="train", min_samples=2, dtype=np.float32)
+        train = check_array(train, who=self.name, name="train", min_samples=2, dtype=None)
         feats = extract_in_batches(self.extractor, train, self.settings.batch_size)
         kept = np.arange(len(train))
         if self.settings.collapse_duplicates:
@@ -85,7 +85,7 @@ class NearestNeighborRatio(Probe):
         """``f_mem`` of ``samples`` with per-sample ``d1``, ``d2``, ``ratio``, ``nn_index``."""
         self._check_prepared("train_index_")
         s = self.settings
-        samples = check_array(samples, who=self.name, name="samples", dtype=np.float32)
+        samples = check_array(samples, who=self.name, name="samples", dtype=None)
         check_same_sample_shape(
             samples.shape[1:], self.train_shape_, who=self.name, a_name="samples", b_name="train"
         )

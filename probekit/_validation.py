@@ -53,7 +53,7 @@ def check_array(
     name: str,
     modality: str | None = None,
     min_samples: int = 1,
-    dtype: type = np.float64,
+    dtype: type | None = np.float64,
 ) -> np.ndarray:
     """Return ``x`` as a finite float array with the layout of ``modality``.
 
@@ -67,8 +67,9 @@ def check_array(
         Required layout; ``None``/``"any"`` accepts 2, 3 or 4 dimensions.
     min_samples : int
         Minimum ``n_samples``.
-    dtype : numpy dtype
-        Float dtype of the returned array (no copy when already so).
+    dtype : numpy dtype or None
+        Float dtype of the returned array (no copy when already so); ``None`` keeps a
+        floating dtype as it is and turns integers into float64.
     """
     if isinstance(x, list | tuple):
         x = np.asarray(x)
@@ -99,6 +100,8 @@ def check_array(
         )
     if x.size and 0 in x.shape[1:]:
         raise ValidationError(f"{who}: {name} has an empty axis; got {describe(x)}.")
+    if dtype is None:
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
     x = np.asarray(x, dtype=dtype)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())

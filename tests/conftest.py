@@ -1,0 +1,45 @@
+"""Shared fixtures: a fresh plugin host per test that changes plugins, and a builder of small
+installed distributions (a ``*.dist-info`` folder with entry points, as pip writes it)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from probekit import _plugins
+
+
+@pytest.fixture
+def fresh_host(monkeypatch):
+    """Forget loaded plugins before and after the test; clear the plugin env vars."""
+    monkeypatch.delenv("PROBEKIT_STRICT_PLUGINS", raising=False)
+    monkeypatch.delenv("PROBEKIT_LOAD_PLUGINS", raising=False)
+    _plugins.reset_host()
+    yield
+    _plugins.reset_host()
+
+
+def make_distribution(
+    root: Path, dist_name: str, modules: dict[str, str], entry_points: dict[str, str],
+    version: str = "1.2.3",
+) -> Path:
+    """Write a minimal installed distribution into ``root`` (a site-packages-like folder)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n"
+    )
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[probekit]\n{lines}\n")
+    (info / "RECORD").write_text("")
+    return root
+
+
+@pytest.fixture
+def make_dist():
+    return make_distribution

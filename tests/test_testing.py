@@ -1,0 +1,68 @@
+"""The conformance suite passes on every built-in and catches broken measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probekit.registry import registries
+from probekit.testing import check_measure, conformance_data
+from probekit_plugins.nn_ratio import NearestNeighborRatio
+
+
+def _builtin_measures():
+    regs = registries()
+    return [*regs.probes.names(), *regs.metrics.names()]
+
+
+@pytest.mark.parametrize("name", _builtin_measures())
+def test_builtins_pass(name):
+    check_measure(name)
+
+
+class BatchDependent(NearestNeighborRatio):
+    """Broken on purpose: only looks at the first batch of samples."""
+
+    name = "batch-dependent"
+    plugin = "test"
+
+    def evaluate(self, samples=None, *, model=None):
+        return super().evaluate(samples[: self.settings.batch_size], model=model)
+
+
+class Unseeded(NearestNeighborRatio):
+    """Broken on purpose: the bootstrap ignores the seed."""
+
+    name = "unseeded"
+    plugin = "test"
+    _calls = 0
+
+    def evaluate(self, samples=None, *, model=None):
+        Unseeded._calls += 1
+        self.settings = self.settings.model_copy(update={"seed": Unseeded._calls})
+        return super().evaluate(samples, model=model)
+
+
+class NoValidation(NearestNeighborRatio):
+    """Broken on purpose: accepts NaN samples."""
+
+    name = "no-validation"
+    plugin = "test"
+
+    def evaluate(self, samples=None, *, model=None):
+        return super().evaluate(np.nan_to_num(samples), model=model)
+
+
+@pytest.mark.parametrize(("cls", "message"), [
+    (BatchDependent, "batch_size 1024 vs 7"),
+    (Unseeded, "same seed"),
+    (NoValidation, "NaN in samples"),
+])
+def test_broken_measures_fail(cls, message):
+    with pytest.raises(AssertionError, match=message):
+        check_measure(cls)
+
+
+def test_conformance_data_layouts():
+    assert conformance_data("image").train.shape == (96, 1, 8, 8)
+    assert conformance_data("timeseries").samples.shape == (96, 48, 2)

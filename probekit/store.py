@@ -1,0 +1,535 @@
+"""The run store: one SQLite file of tidy results per run directory, written a checkpoint at a
+time so that a killed run resumes where it stopped (DESIGN §7).
+
+Layout of a run directory (see ``docs/run_directory.md``)::
+
+    config.json                    settings, versions, seeds (kind "probekit-evaluation")
+    results.sqlite                 tables ``results``, ``evaluations``, ``checkpoints``, ``meta``
+    samples/step-<step:08d>.npy    the first ``n_keep`` generated samples of each checkpoint
+    artifacts/<measure>/step-<step:08d>.npz   per-sample arrays of each result
+    cache/reference/               cached reference-side state (see probekit.cache)
+
+Everything of one checkpoint — the rows of every measure evaluated there, the markers saying
+which (step, measure) pairs are finished, the checkpoint's timings — is committed in one SQLite
+transaction. Sample and artifact files are written atomically *before* that transaction, so a
+run killed at any instant leaves either a whole checkpoint or none of it (stray files of an
+uncommitted checkpoint are rewritten when the run resumes).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probekit.errors import ConfigMismatchError, InputFileError, ProbekitError, ValidationError
+from probekit.io import atomic_write_bytes, atomic_write_json
+from probekit.types import Provenance, Result, _jsonable
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.sqlite"
+SAMPLES_DIR = "samples"
+ARTIFACTS_DIR = "artifacts"
+CACHE_DIR = "cache"
+#: ``kind`` written into the ``config.json`` of an evaluation run directory.
+RUN_KIND = "probekit-evaluation"
+SCHEMA_VERSION = 1
+
+#: Configuration keys that change the numbers: a run directory only resumes when they are equal.
+IDENTITY_KEYS = (
+    "series",
+    "adapter",
+    "adapter_settings",
+    "train_sha256",
+    "holdout_sha256",
+    "dataset",
+    "dataset_settings",
+    "modality",
+    "n_samples",
+    "seed",
+)
+#: Keys of one measure's entry in ``config["measures"]`` that change its numbers.
+MEASURE_IDENTITY_KEYS = ("kind", "settings", "plugin", "version")
+#: Files and folders of a run directory that ``overwrite`` deletes (the cache is kept: it is
+#: addressed by content, so it stays valid).
+RUN_OUTPUTS = (
+    CONFIG_FILE, RESULTS_FILE, f"{RESULTS_FILE}-journal", f"{RESULTS_FILE}-wal",
+    f"{RESULTS_FILE}-shm", SAMPLES_DIR, ARTIFACTS_DIR, "results.csv", "summary.json", "plots",
+    "report.html",
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS results (
+    step INTEGER NOT NULL,
+    measure TEXT NOT NULL,
+    field TEXT NOT NULL,
+    value REAL,
+    ci_low REAL,
+    ci_high REAL,
+    PRIMARY KEY (step, measure, field)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    step INTEGER NOT NULL,
+    measure TEXT NOT NULL,
+    headline TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    artifact TEXT,
+    seconds REAL,
+    finished_at REAL NOT NULL,
+    PRIMARY KEY (step, measure)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    step INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    n_samples INTEGER,
+    seconds_load REAL,
+    seconds_generate REAL,
+    seconds_measures REAL,
+    finished_at REAL NOT NULL
+);
+"""
+
+
+def step_file(step: int, suffix: str) -> str:
+    """``step-<step:08d><suffix>``, the file name of one checkpoint's samples or artifacts."""
+    return f"step-{step:08d}{suffix}"
+
+
+# -- readers (used by reports) ------------------------------------------------------------------
+
+
+def _connect_readonly(run_dir: Path) -> sqlite3.Connection:
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise InputFileError(
+            f"run directory {str(run_dir)!r} has no {RESULTS_FILE}; it is not an evaluation run "
+            "directory (make one with `probekit evaluate ... --out DIR`)."
+        )
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def load_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every stored result row, tidy: ``step, measure, field, value, ci_low, ci_high``.
+
+    Sorted by step, then measure, then field in the order the measure reported them; a missing
+    value or CI is ``NaN``.
+    """
+    con = _connect_readonly(Path(run_dir))
+    try:
+        cur = con.execute(
+            "SELECT step, measure, field, value, ci_low, ci_high FROM results "
+            "ORDER BY step, measure, rowid"
+        )
+        return [
+            {"step": int(s), "measure": m, "field": f, "value": _nan(v), "ci_low": _nan(lo),
+             "ci_high": _nan(hi)}
+            for s, m, f, v, lo, hi in cur
+        ]
+    finally:
+        con.close()
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's ``config.json`` as a dictionary."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(
+            f"run directory {str(run_dir)!r} has no {CONFIG_FILE}; it is not an evaluation run "
+            "directory (make one with `probekit evaluate ... --out DIR`)."
+        ) from None
+    except ValueError as exc:
+        raise InputFileError(f"cannot read {str(path)!r}: {exc}.") from None
+
+
+def load_results(run_dir: str | Path, step: int | None = None, *,
+                 per_sample: bool = True) -> list[Result]:
+    """Rebuild the stored :class:`~probekit.types.Result` objects (of one ``step``, or all).
+
+    ``per_sample`` arrays are read back from ``artifacts/`` when asked for and present.
+    """
+    run_dir = Path(run_dir)
+    con = _connect_readonly(run_dir)
+    try:
+        where, args = ("WHERE step = ?", (step,)) if step is not None else ("", ())
+        evaluations = con.execute(
+            f"SELECT step, measure, headline, provenance, warnings, artifact FROM evaluations "
+            f"{where} ORDER BY step, finished_at, measure",
+            args,
+        ).fetchall()
+        rows: dict[tuple[int, str], list[tuple]] = {}
+        for s, m, f, v, lo, hi in con.execute(
+            f"SELECT step, measure, field, value, ci_low, ci_high FROM results {where} "
+            "ORDER BY rowid",
+            args,
+        ):
+            rows.setdefault((s, m), []).append((f, v, lo, hi))
+    finally:
+        con.close()
+    results = []
+    for s, m, headline, provenance, warnings, artifact in evaluations:
+        fields = rows.get((s, m), [])
+        arrays: dict[str, np.ndarray] = {}
+        if per_sample and artifact and (run_dir / artifact).is_file():
+            with np.load(run_dir / artifact, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        results.append(
+            Result(
+                measure=m,
+                headline=headline,
+                values={f: _nan(v) for f, v, _, _ in fields},
+                ci={f: (_nan(lo), _nan(hi)) for f, _, lo, hi in fields
+                    if lo is not None or hi is not None},
+                per_sample=arrays,
+                warnings=tuple(json.loads(warnings)),
+                provenance=Provenance(**json.loads(provenance)),
+            )
+        )
+    return results
+
+
+def load_timings(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per-checkpoint timings: ``step, n_samples, seconds_load, seconds_generate,
+    seconds_measures`` (the benchmark and reports read them)."""
+    con = _connect_readonly(Path(run_dir))
+    try:
+        cur = con.execute(
+            "SELECT step, path, n_samples, seconds_load, seconds_generate, seconds_measures "
+            "FROM checkpoints ORDER BY step"
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+    finally:
+        con.close()
+
+
+# -- configuration comparison -----------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_UNSET = object()
+
+
+def _dict_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    def show(value: Any) -> str:
+        return "<unset>" if value is _UNSET else _show(value)
+
+    keys = sorted(set(old) | set(new))
+    parts = [
+        f"{k}={show(old.get(k, _UNSET))} (stored) vs {show(new.get(k, _UNSET))} (now)"
+        for k in keys if old.get(k, _UNSET) != new.get(k, _UNSET)
+    ]
+    return ", ".join(parts)
+
+
+def config_differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between two configurations in ways that change the numbers.
+
+    Adding measures or steps is not a difference (the run grows); changing a measure that is
+    already in the run is.
+    """
+    diffs = []
+    for key in IDENTITY_KEYS:
+        a, b = stored.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            diffs.append(f"{key}: {_dict_diff(a, b)}")
+        else:
+            diffs.append(f"{key}: {_show(a)} (stored) vs {_show(b)} (now)")
+    stored_measures = {m["name"]: m for m in stored.get("measures", [])}
+    for measure in new.get("measures", []):
+        old = stored_measures.get(measure["name"])
+        if old is None:
+            continue
+        for key in MEASURE_IDENTITY_KEYS:
+            a, b = old.get(key), measure.get(key)
+            if a == b:
+                continue
+            if isinstance(a, Mapping) and isinstance(b, Mapping):
+                diffs.append(f"{measure['name']} {key}: {_dict_diff(a, b)}")
+            else:
+                diffs.append(f"{measure['name']} {key}: {_show(a)} (stored) vs {_show(b)} (now)")
+    return diffs
+
+
+def merge_config(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """``new`` with the measures and steps of ``stored`` kept (the union, in first-seen order)."""
+    merged = dict(new)
+    names = {m["name"] for m in new.get("measures", [])}
+    merged["measures"] = [
+        *[m for m in stored.get("measures", []) if m["name"] not in names],
+        *new.get("measures", []),
+    ]
+    order = [m["name"] for m in stored.get("measures", [])]
+    order += [n for n in (m["name"] for m in new.get("measures", [])) if n not in order]
+    merged["measures"].sort(key=lambda m: order.index(m["name"]))
+    merged["steps"] = sorted(set(stored.get("steps", [])) | set(new.get("steps", [])))
+    for key in ("created_at", "versions", "probekit_version"):
+        if key in stored:
+            merged[key] = stored[key]
+    return merged
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class RunStore:
+    """Writer of one run directory; only the driver process holds one.
+
+    Open it with :meth:`open`, which creates the directory or checks that the stored
+    configuration matches before resuming.
+    """
+
+    def __init__(self, run_dir: Path, config: dict[str, Any]):
+        self.run_dir = Path(run_dir)
+        self.config = config
+        self._con = sqlite3.connect(self.run_dir / RESULTS_FILE, isolation_level=None)
+        self._con.execute("PRAGMA synchronous = FULL")
+        self._con.executescript(_SCHEMA)
+        self._con.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, run_dir: str | Path, config: Mapping[str, Any], *,
+             overwrite: bool = False) -> RunStore:
+        """Create ``run_dir`` for ``config``, or resume it when its stored config matches.
+
+        Raises
+        ------
+        ConfigMismatchError
+            The directory holds results made with a configuration that differs in a way that
+            changes the numbers (and ``overwrite`` is false).
+        ValidationError
+            ``run_dir`` exists, is not empty and is not an evaluation run directory.
+        """
+        run_dir = Path(run_dir)
+        # compare like with like: the stored config went through JSON (tuples became lists)
+        new = json.loads(json.dumps(_jsonable({"kind": RUN_KIND, **config}), allow_nan=False))
+        stored = _existing_config(run_dir)
+        if stored is not None and overwrite:
+            remove_run_outputs(run_dir)
+            stored = None
+        if stored is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / CONFIG_FILE, new)
+            return cls(run_dir, new)
+        store = cls(run_dir, stored)
+        diffs = config_differences(stored, new)
+        if diffs and store.n_finished() == 0:
+            merged = new  # nothing computed yet: the new configuration simply replaces it
+        elif diffs:
+            store.close()
+            raise ConfigMismatchError(
+                f"run directory {str(run_dir)!r} holds results made with another configuration: "
+                + "; ".join(diffs)
+                + ". Re-run with the stored settings to resume, choose a new --out, or pass "
+                "--overwrite (overwrite=True) to delete its results and start again."
+            )
+        else:
+            merged = merge_config(stored, new)
+        if merged != stored:
+            atomic_write_json(run_dir / CONFIG_FILE, merged)
+        store.config = merged
+        return store
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._con.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def finished(self) -> set[tuple[int, str]]:
+        """The (step, measure) pairs already committed."""
+        return {(int(s), m) for s, m in self._con.execute("SELECT step, measure FROM evaluations")}
+
+    def n_finished(self) -> int:
+        """Number of committed (step, measure) pairs."""
+        return int(self._con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
+
+    def add_steps(self, steps: Iterable[int]) -> None:
+        """Record ``steps`` in ``config.json`` (the union with those already there)."""
+        merged = sorted(set(self.config.get("steps", [])) | {int(s) for s in steps})
+        if merged != self.config.get("steps"):
+            self.config = {**self.config, "steps": merged}
+            atomic_write_json(self.run_dir / CONFIG_FILE, self.config)
+
+    # -- the one write path -------------------------------------------------------------------
+
+    def commit_checkpoint(
+        self,
+        step: int,
+        path: str,
+        results: Sequence[Result],
+        *,
+        samples: np.ndarray | None = None,
+        n_samples: int | None = None,
+        seconds: Mapping[str, float] | None = None,
+        measure_seconds: Mapping[str, float] | None = None,
+    ) -> None:
+        """Store every result of one checkpoint, all or nothing.
+
+        Parameters
+        ----------
+        step, path :
+            The checkpoint.
+        results :
+            One :class:`~probekit.types.Result` per measure evaluated at this step.
+        samples :
+            The generated samples to keep for the reports (already cut to ``n_keep``).
+        n_samples :
+            How many samples the measures saw.
+        seconds :
+            ``{"load", "generate", "measures"}`` wall times of this checkpoint.
+        measure_seconds :
+            Wall time of each measure.
+        """
+        seconds = dict(seconds or {})
+        measure_seconds = dict(measure_seconds or {})
+        if samples is not None:
+            _write_npy(self.run_dir / SAMPLES_DIR / step_file(step, ".npy"), samples)
+        artifacts: dict[str, str | None] = {}
+        for result in results:
+            if result.per_sample:
+                rel = f"{ARTIFACTS_DIR}/{result.measure}/{step_file(step, '.npz')}"
+                _write_npz(self.run_dir / rel, result.per_sample)
+                artifacts[result.measure] = rel
+            else:
+                artifacts[result.measure] = None
+        now = time.time()
+        con = self._con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            for result in results:
+                con.executemany(
+                    "INSERT INTO results (step, measure, field, value, ci_low, ci_high) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(step, r["measure"], r["field"], _finite(r["value"]), _finite(r["ci_low"]),
+                      _finite(r["ci_high"])) for r in result.rows()],
+                )
+                con.execute(
+                    "INSERT INTO evaluations (step, measure, headline, provenance, warnings, "
+                    "artifact, seconds, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (step, result.measure, result.headline,
+                     json.dumps(result.provenance.to_dict(), allow_nan=False),
+                     json.dumps(list(result.warnings)), artifacts[result.measure],
+                     measure_seconds.get(result.measure), now),
+                )
+            con.execute(
+                "INSERT OR REPLACE INTO checkpoints (step, path, n_samples, seconds_load, "
+                "seconds_generate, seconds_measures, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (step, str(path), n_samples, seconds.get("load"), seconds.get("generate"),
+                 seconds.get("measures"), now),
+            )
+            con.execute("COMMIT")
+        except BaseException as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise ProbekitError(
+                    f"run store: step {step} already holds results for one of "
+                    f"{[r.measure for r in results]} in {str(self.run_dir)!r}; is another "
+                    "process writing to this run directory?"
+                ) from None
+            raise
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _existing_config(run_dir: Path) -> dict[str, Any] | None:
+    """The stored evaluation config, ``None`` for a new/empty folder; refuses other folders."""
+    if not run_dir.exists():
+        return None
+    if not run_dir.is_dir():
+        raise ValidationError(
+            f"out: {str(run_dir)!r} must be a folder; it is a file. Choose another --out."
+        )
+    config_path = run_dir / CONFIG_FILE
+    if config_path.is_file():
+        config = load_config(run_dir)
+        if config.get("kind") != RUN_KIND:
+            raise ValidationError(
+                f"out: {str(run_dir)!r} holds a config.json of kind {config.get('kind')!r}, not "
+                f"an evaluation run ({RUN_KIND!r}). Write the evaluation to another folder "
+                "(e.g. a sub-folder of it: --out RUN/eval)."
+            )
+        return config
+    leftovers = sorted(p.name for p in run_dir.iterdir() if p.name != CACHE_DIR)
+    if leftovers:
+        shown = ", ".join(leftovers[:4]) + (", ..." if len(leftovers) > 4 else "")
+        raise ValidationError(
+            f"out: {str(run_dir)!r} exists and is not an evaluation run directory (no "
+            f"{CONFIG_FILE}; it holds {shown}). Choose a new or empty folder."
+        )
+    return None
+
+
+def remove_run_outputs(run_dir: Path) -> None:
+    """Delete what an evaluation wrote into ``run_dir`` (not the reference cache)."""
+    for name in RUN_OUTPUTS:
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+__all__ = [
+    "IDENTITY_KEYS",
+    "RUN_KIND",
+    "RunStore",
+    "config_differences",
+    "load_config",
+    "load_results",
+    "load_rows",
+    "load_timings",
+    "merge_config",
+    "remove_run_outputs",
+    "step_file",
+]

@@ -77,6 +77,38 @@ class ToyModelHandle(ModelHandle):
         return np.asarray(x_t) * np.sqrt(1.0 - abar)
 
 
+class MemorizingModelHandle(ModelHandle):
+    """The exact denoiser of the *empirical* training distribution: a model that has memorized
+    its training set completely (its samples are training samples).
+
+    ``eps(x_t, t) = (x_t - sqrt(abar_t) E[x_0 | x_t]) / sqrt(1 - abar_t)`` with
+    ``E[x_0 | x_t]`` the softmax-weighted training samples (weights
+    ``exp(-|x_t - sqrt(abar_t) x_i|^2 / (2 (1 - abar_t)))``). Ground truth for
+    membership-inference and loss-gap probes.
+    """
+
+    def __init__(self, train: np.ndarray, step: int = 0, n_steps: int = 1000):
+        self.train = np.asarray(train, dtype=np.float64)
+        self.step = step
+        self.alphas_cumprod = np.cumprod(1.0 - np.linspace(1e-4, 0.02, n_steps))
+
+    def generate(self, n: int, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        return self.train[rng.integers(0, len(self.train), n)]
+
+    def predict_noise(self, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
+        x = np.asarray(x_t, dtype=np.float64).reshape(len(x_t), -1)
+        ref = self.train.reshape(len(self.train), -1)
+        abar = self.alphas_cumprod[np.asarray(t)][:, None]
+        sq = ((x[:, None, :] - np.sqrt(abar)[:, :, None] * ref[None]) ** 2).sum(-1)
+        logits = -sq / (2.0 * (1.0 - abar))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        x0 = weights @ ref
+        eps = (x - np.sqrt(abar) * x0) / np.sqrt(1.0 - abar)
+        return eps.reshape(np.shape(x_t))
+
+
 def _run(measure: Measure, data: ConformanceData) -> Result:
     if isinstance(measure, Probe):
         measure.prepare(data.train, holdout=data.holdout)
@@ -228,6 +260,7 @@ def check_all_registered(*, skip: tuple[str, ...] = ()) -> dict[str, str]:
 
 __all__ = [
     "ConformanceData",
+    "MemorizingModelHandle",
     "ToyModelHandle",
     "check_all_registered",
     "check_measure",

@@ -8,7 +8,6 @@ paper's SecMI-stat settings for DDPM with T = 1000.
 
 from __future__ import annotations
 
-import numpy as np
 import pydantic
 
 from probekit import hookimpl

@@ -85,7 +85,7 @@ def calibrated_accuracy(
     splits = []
     for scores in (np.asarray(member_scores), np.asarray(nonmember_scores)):
         order = rng.permutation(len(scores))
-        n_cal = int(round(calibration_fraction * len(scores)))
+        n_cal = round(calibration_fraction * len(scores))
         splits.append((scores[order[:n_cal]], scores[order[n_cal:]]))
     (pos_cal, pos_eval), (neg_cal, neg_eval) = splits
     candidates = np.unique(np.concatenate([pos_cal, neg_cal]))

@@ -1,0 +1,485 @@
+"""The training loop of the reference pipeline (shaped like nanoGPT's ``train.py`` and EDM's
+``training_loop.py``).
+
+A run directory holds ``config.json`` (``"kind": "probekit-reference-run"``), one
+``ckpt-<step:08d>.pt`` per checkpoint step and a ``stats.jsonl`` log. Checkpoints carry their
+config and load with ``torch.load(..., weights_only=True)``. Only the latest checkpoint keeps the
+state needed to resume (optimizer, raw weights when sampling uses the EMA), so a dense schedule
+stays small on disk; a killed run resumes from it and continues exactly as if never stopped,
+because every random draw of step ``s`` comes from generators seeded by ``(seed, s)``.
+
+Evaluating as training goes works with any loop: pass ``callback(step, handle)`` — for example
+``SeriesEvaluator(...).evaluate_checkpoint`` — and it is called at every checkpoint step with a
+:class:`probekit.ModelHandle` of the current weights. When it returns results that include the
+memorization probe, ``stop_after_mem=LEVEL`` ends the run once ``f_mem >= LEVEL`` at two
+consecutive checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from probekit.base import ModelHandle
+from probekit.errors import ConfigMismatchError, InputFileError, ValidationError
+from probekit.io import atomic_write_bytes, atomic_write_json
+from probekit.reference.config import RunConfig, ScheduleConfig, TrainConfig
+from probekit.reference.diffusion import alphas_cumprod, denoising_loss
+from probekit.reference.handle import DiffusionHandle
+from probekit.reference.unet import UNet, count_parameters
+from probekit.types import Result
+
+RUN_KIND = "probekit-reference-run"
+CHECKPOINT_FORMAT = "probekit-ddpm-checkpoint/1"
+Callback = Callable[[int, ModelHandle], "Sequence[Result] | None"]
+
+
+# -- schedule and randomness -----------------------------------------------------------------
+
+
+def checkpoint_steps(schedule: ScheduleConfig, total: int) -> list[int]:
+    """Checkpoint steps: 0, every ``dense_every`` up to ``dense_until``, then ``per_decade``
+    log-spaced steps per decade rounded to ``dense_every``, and ``total`` itself."""
+    every = schedule.dense_every
+    steps = set(range(0, min(schedule.dense_until, total) + 1, every))
+    if total > schedule.dense_until:
+        decades = math.log10(total / schedule.dense_until)
+        count = max(2, math.ceil(decades * schedule.per_decade) + 1)
+        for s in np.geomspace(schedule.dense_until, total, count):
+            steps.add(round(float(s) / every) * every)
+    steps.add(total)
+    return sorted(s for s in steps if 0 <= s <= total)
+
+
+def _stream_seed(seed: int, stream: int, index: int) -> int:
+    """A 63-bit seed for random stream ``stream`` at ``index`` (step or epoch)."""
+    words = np.random.SeedSequence([seed, stream, index]).generate_state(2, dtype=np.uint32)
+    return (int(words[0]) << 31 ^ int(words[1])) & (2**63 - 1)
+
+
+def _generator(seed: int, stream: int, index: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_stream_seed(seed, stream, index))
+
+
+def batch_indices(step: int, n: int, cfg: TrainConfig) -> torch.Tensor:
+    """Training indices of ``step`` — a pure function of ``(seed, step)``.
+
+    The batch is ``min(n, batch_size)``: the full set when ``n`` fits; otherwise i.i.d. draws
+    (``with_replacement``) or consecutive slices of a fresh permutation per epoch.
+    """
+    b = min(n, cfg.batch_size)
+    if cfg.with_replacement:
+        return torch.randint(0, n, (b,), generator=_generator(cfg.seed, 1, step))
+    if b == n:
+        return torch.arange(n)
+    per_epoch = math.ceil(n / b)
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=_generator(cfg.seed, 2, epoch))
+    return order[k * b : (k + 1) * b]
+
+
+# -- model, optimizer, checkpoints -----------------------------------------------------------
+
+
+def build_model(cfg: RunConfig) -> UNet:
+    """The U-Net of ``cfg``, initialised from ``cfg.train.seed``."""
+    cfg.validate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        return UNet(cfg.unet)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    """``run_dir/ckpt-<step:08d>.pt``."""
+    return Path(run_dir) / f"ckpt-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint in ``run_dir``, by step."""
+    found = []
+    for p in Path(run_dir).glob("ckpt-*.pt"):
+        stem = p.stem.removeprefix("ckpt-")
+        if stem.isdigit():
+            found.append((int(stem), p))
+    return sorted(found)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint dictionary, loaded with ``weights_only=True`` onto the CPU."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputFileError(f"checkpoint {str(path)!r} does not exist.") from None
+    except Exception as exc:
+        raise InputFileError(
+            f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {exc}."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(
+            f"{str(path)!r} is not a probekit reference checkpoint (format "
+            f"{CHECKPOINT_FORMAT!r}); it was not written by `probekit reference train`."
+        )
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu"
+                          ) -> tuple[UNet, RunConfig]:
+    """The sampling network of a checkpoint (EMA weights when the run samples with them)."""
+    cfg = RunConfig.from_dict(ckpt["config"])
+    model = UNet(cfg.unet)
+    model.load_state_dict(ckpt["weights"])
+    return model.to(device).eval(), cfg
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def _optimizer_state_cpu(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    def move(obj):
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().cpu().clone()
+        if isinstance(obj, dict):
+            return {k: move(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [move(v) for v in obj]
+        return obj
+
+    return move(opt.state_dict())
+
+
+def _strip_resume_state(path: Path) -> None:
+    """Rewrite an older checkpoint without its resume state (optimizer, raw weights)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if "resume" in ckpt:
+        del ckpt["resume"]
+        _save(path, ckpt)
+
+
+# -- run directory ---------------------------------------------------------------------------
+
+
+def run_config_json(cfg: RunConfig, *, device: str) -> dict[str, Any]:
+    """``config.json`` of a reference run (the keys the evaluator reads, plus the recipe)."""
+    from probekit import __version__
+
+    return {
+        "kind": RUN_KIND,
+        "probekit_version": __version__,
+        "preset": cfg.preset,
+        "adapter": "ddpm",
+        "adapter_settings": {},
+        "dataset": cfg.data.dataset,
+        "dataset_settings": cfg.data.settings(),
+        "n_train": cfg.data.n_train,
+        "modality": "image" if cfg.unet.dims == 2 else "timeseries",
+        "n_samples": cfg.sampler.n_samples,
+        "seed": cfg.train.seed,
+        "sample_seed": cfg.sampler.seed,
+        "steps": checkpoint_steps(cfg.schedule, cfg.train.steps),
+        "device": device,
+        "reference": cfg.to_dict(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def _same_recipe(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal up to the run length (a run may be extended)."""
+    a, b = copy.deepcopy(a), copy.deepcopy(b)
+    a["train"].pop("steps")
+    b["train"].pop("steps")
+    return a == b
+
+
+def _prepare_run_dir(out: Path, cfg: RunConfig, device: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    config_file = out / "config.json"
+    if config_file.exists():
+        old = json.loads(config_file.read_text())
+        if old.get("kind") != RUN_KIND:
+            raise ConfigMismatchError(
+                f"reference train: {str(out)!r} holds a config.json that is not a reference "
+                f"run (kind {old.get('kind')!r}). Choose an empty --out folder."
+            )
+        if not _same_recipe(old["reference"], cfg.to_dict()):
+            raise ConfigMismatchError(
+                f"reference train: {str(out)!r} holds a run made with other settings "
+                f"(preset {old.get('preset')!r}, n_train {old.get('n_train')}). Resume it with "
+                "the same settings, or choose another --out folder."
+            )
+    atomic_write_json(config_file, run_config_json(cfg, device=device))
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` did."""
+
+    run_dir: Path
+    last_step: int  # step of the last checkpoint written
+    checkpoints: list[int]  # checkpoint steps present in run_dir
+    stopped_early: bool  # stopped by stop_after_mem
+    resumed_from: int | None  # step training resumed from, if it did
+    seconds: float  # wall time of this call
+    train_steps_per_s: float  # optimizer steps per second (checkpoints and callbacks excluded)
+
+
+def _mem_value(results: Sequence[Result] | None, measure: str) -> float | None:
+    for r in results or ():
+        if r.measure == measure:
+            return r.value
+    return None
+
+
+def train(
+    cfg: RunConfig,
+    out: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    callback: Callback | None = None,
+    stop_after_mem: float | None = None,
+    mem_measure: str = "nn-ratio",
+    quiet: bool = False,
+) -> TrainOutcome:
+    """Train (or resume) the run ``cfg`` into ``out``; see the module docstring.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run (``preset(...)`` builds one).
+    out : path
+        Run directory; an existing one with the same recipe is resumed.
+    device : str
+        ``"cpu"`` (default) or ``"cuda"``; nothing touches a GPU unless asked.
+    callback : callable, optional
+        ``callback(step, handle)`` at every checkpoint step, before the checkpoint is written;
+        may return the results it computed.
+    stop_after_mem : float, optional
+        Stop once the callback's ``mem_measure`` headline is ``>= stop_after_mem`` at two
+        consecutive checkpoints.
+    """
+    started = time.perf_counter()
+    cfg.validate()
+    if stop_after_mem is not None and callback is None:
+        raise ValidationError(
+            "reference train: stop_after_mem needs a callback that returns the "
+            f"{mem_measure!r} result (e.g. SeriesEvaluator.evaluate_checkpoint)."
+        )
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(
+            "reference train: device 'cuda' was asked for but torch sees no CUDA device. "
+            "Use --device cpu, or install a CUDA build of torch."
+        )
+    out = Path(out)
+    _prepare_run_dir(out, cfg, str(device))
+    tc = cfg.train
+
+    from probekit.reference.data import load_splits
+
+    splits = load_splits(cfg.data)
+    data = torch.from_numpy(np.ascontiguousarray(splits.train, dtype=np.float32)).to(device)
+    n = len(data)
+    sample_shape = tuple(data.shape[1:])
+
+    model = build_model(cfg).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False) if tc.ema_decay is not None else None
+    optimizer = build_optimizer(model, tc)
+    alpha_bar = alphas_cumprod(cfg.diffusion)
+    alpha_bar_dev = alpha_bar.float().to(device)
+    schedule = checkpoint_steps(cfg.schedule, tc.steps)
+    todo = set(schedule)
+
+    step, mem_streak, resumed_from = 0, 0, None
+    resumable = [(s, p) for s, p in list_checkpoints(out) if s <= tc.steps]
+    for s, p in reversed(resumable):
+        ckpt = load_checkpoint(p)
+        if "resume" in ckpt:
+            resume = ckpt["resume"]
+            model.load_state_dict(resume.get("model", ckpt["weights"]))
+            if ema is not None:
+                ema.load_state_dict(ckpt["weights"])
+            optimizer.load_state_dict(resume["optimizer"])
+            step, mem_streak, resumed_from = s, int(resume.get("mem_streak", 0)), s
+            break
+
+    sampling_model = ema if (ema is not None and cfg.sampler.use_ema) else model
+
+    def handle_at(s: int) -> DiffusionHandle:
+        return DiffusionHandle(sampling_model, alpha_bar, step=s, sample_shape=sample_shape,
+                               ddim_steps=cfg.sampler.ddim_steps,
+                               batch_size=cfg.sampler.batch_size, device=device)
+
+    log = (out / "stats.jsonl").open("a")
+    stopped = False
+
+    def checkpoint(s: int) -> bool:
+        """Callback, checkpoint, log; return True to stop."""
+        nonlocal mem_streak
+        f_mem = None
+        if callback is not None:
+            f_mem = _mem_value(callback(s, handle_at(s)), mem_measure)
+            if f_mem is not None and stop_after_mem is not None:
+                mem_streak = mem_streak + 1 if f_mem >= stop_after_mem else 0
+        resume: dict[str, Any] = {"optimizer": _optimizer_state_cpu(optimizer),
+                                  "mem_streak": mem_streak}
+        if sampling_model is not model:
+            resume["model"] = _cpu_state(model)
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "config": cfg.to_dict(),
+            "step": s,
+            "weights": _cpu_state(sampling_model),
+            "weights_kind": "ema" if sampling_model is not model else "model",
+            "sample_shape": list(sample_shape),
+            "resume": resume,
+        }
+        previous = [p for q, p in list_checkpoints(out) if q < s]
+        _save(checkpoint_path(out, s), payload)
+        for p in previous[-2:]:  # only the newest one keeps resume state (two after a kill)
+            _strip_resume_state(p)
+        record = {"event": "checkpoint", "step": s, "time": time.time()}
+        if f_mem is not None:
+            record[mem_measure] = f_mem
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        if not quiet:
+            extra = f" {mem_measure}={f_mem:.3f}" if f_mem is not None else ""
+            print(f"[{out.name}] checkpoint step {s}/{tc.steps}{extra}", file=sys.stderr)
+        return stop_after_mem is not None and mem_streak >= 2
+
+    try:
+        if resumed_from is None and 0 in todo:
+            stopped = checkpoint(0)
+        elif resumed_from is not None and callback is not None:
+            # The callback of the resumed checkpoint may have been cut short; run it again
+            # (an evaluator skips the measures it already committed).
+            callback(step, handle_at(step))
+        model.train()
+        train_time, loss_sum, loss_count, window_start = 0.0, 0.0, 0, step
+        while step < tc.steps and not stopped:
+            t0 = time.perf_counter()
+            torch.manual_seed(_stream_seed(tc.seed, 3, step))  # dropout
+            g = _generator(tc.seed, 4, step)
+            x0 = data[batch_indices(step, n, tc).to(device)]
+            t = torch.randint(1, cfg.diffusion.num_timesteps, (len(x0),), generator=g)
+            noise = torch.randn(x0.shape, generator=g, dtype=torch.float32)
+            loss = denoising_loss(model, x0, t.to(device), noise.to(device), alpha_bar_dev)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if ema is not None:
+                with torch.no_grad():  # ema += (1 - decay) * (model - ema), all tensors at once
+                    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()),
+                                         1.0 - tc.ema_decay)
+            step += 1
+            loss_sum += loss.item()
+            loss_count += 1
+            train_time += time.perf_counter() - t0
+            if step % tc.log_every == 0 or step == tc.steps:
+                log.write(json.dumps({
+                    "event": "train", "step": step, "loss": loss_sum / loss_count,
+                    "steps_per_s": (step - window_start) / max(train_time, 1e-9),
+                    "time": time.time(),
+                }) + "\n")
+                loss_sum, loss_count = 0.0, 0
+            if step in todo:
+                stopped = checkpoint(step)
+    finally:
+        log.close()
+
+    steps_done = step - (resumed_from or 0)
+    if stopped:
+        with (out / "stats.jsonl").open("a") as f:
+            f.write(json.dumps({"event": "stopped", "step": step,
+                                "reason": f"{mem_measure} >= {stop_after_mem} at two "
+                                          "consecutive checkpoints"}) + "\n")
+    return TrainOutcome(
+        run_dir=out,
+        last_step=step,
+        checkpoints=[s for s, _ in list_checkpoints(out)],
+        stopped_early=stopped,
+        resumed_from=resumed_from,
+        seconds=time.perf_counter() - started,
+        train_steps_per_s=steps_done / train_time if steps_done and train_time else float("nan"),
+    )
+
+
+class ProbeCallback:
+    """A minimal per-checkpoint callback: generate ``n_samples`` from ``seed`` and run the given
+    (prepared) probes on them. The evaluator's ``SeriesEvaluator`` does this and more (metrics,
+    run store, reports); this one needs nothing but the probes, e.g. for ``stop_after_mem``.
+    """
+
+    def __init__(self, probes: Sequence[Any], *, n_samples: int, seed: int):
+        self.probes = list(probes)
+        self.n_samples = int(n_samples)
+        self.seed = int(seed)
+        self.history: list[tuple[int, list[Result]]] = []
+
+    def __call__(self, step: int, handle: ModelHandle) -> list[Result]:
+        samples = handle.generate(self.n_samples, self.seed)
+        results = [probe.evaluate(samples) for probe in self.probes]
+        self.history.append((step, results))
+        return results
+
+
+def describe(cfg: RunConfig) -> str:
+    """One line: preset, n, parameters, optimizer."""
+    model = UNet(cfg.unet)
+    return (f"{cfg.preset}: n={cfg.data.n_train}, {count_parameters(model):,} parameters "
+            f"({count_parameters(model, trainable_only=True):,} trainable), "
+            f"{cfg.train.optimizer} lr={cfg.train.lr}, batch={cfg.train.batch_size}, "
+            f"ema={cfg.train.ema_decay}, steps={cfg.train.steps}")
+
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "RUN_KIND",
+    "ProbeCallback",
+    "TrainOutcome",
+    "batch_indices",
+    "build_model",
+    "build_optimizer",
+    "checkpoint_path",
+    "checkpoint_steps",
+    "describe",
+    "list_checkpoints",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "run_config_json",
+    "train",
+]

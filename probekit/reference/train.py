@@ -257,10 +257,12 @@ class TrainOutcome:
     train_steps_per_s: float  # optimizer steps per second (checkpoints and callbacks excluded)
 
 
-def _mem_value(results: Sequence[Result] | None, measure: str) -> float | None:
-    for r in results or ():
-        if r.measure == measure:
-            return r.value
+def _mem_value(results: object, measure: str) -> float | None:
+    """Headline of ``measure`` among what a callback returned (anything else is ignored)."""
+    if isinstance(results, list | tuple):
+        for r in results:
+            if isinstance(r, Result) and r.measure == measure:
+                return r.value
     return None
 
 

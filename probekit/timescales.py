@@ -32,10 +32,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import pydantic
 
+from probekit.base import Settings
 from probekit.errors import ValidationError
 
 #: Default memorization level: tau_mem is when f_mem reaches 1% (DESIGN §5).
@@ -47,6 +49,23 @@ GEN_MODES = ("relative", "absolute")
 
 INTERPOLATION = "linear in log(step) between bracketing checkpoints; linear in step from step 0"
 PERSISTENCE = "first checkpoint at the level that is still at the level at the next checkpoint"
+
+
+class TimescaleSettings(Settings):
+    """How a run's timescales are read off its curves (``config.json["timescales"]``)."""
+
+    mem_measure: str = pydantic.Field("nn-ratio", description="probe whose headline is f_mem")
+    mem_level: float = pydantic.Field(MEM_LEVEL, gt=0, le=1, description="tau_mem level")
+    quality_measure: str | None = pydantic.Field(
+        None, description="metric for tau_gen (None: the run's first metric, if any)"
+    )
+    gen_tol: float = pydantic.Field(GEN_TOL, ge=0, lt=1, description="tau_gen tolerance")
+    gen_mode: Literal["relative", "absolute"] = pydantic.Field(
+        "relative", description="relative: this run's own improvement; absolute: gen_threshold"
+    )
+    gen_threshold: float | None = pydantic.Field(
+        None, description="absolute quality level (metric units) for gen_mode='absolute'"
+    )
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -838,6 +857,7 @@ __all__ = [
     "QualityThreshold",
     "ScalingFit",
     "TauEstimate",
+    "TimescaleSettings",
     "Window",
     "collapse_axis",
     "common_quality_threshold",

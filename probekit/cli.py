@@ -190,6 +190,57 @@ def _demo_cmd(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+# -- report ----------------------------------------------------------------------------------
+
+
+@command("report", help="rebuild results.csv, summary.json, plots and report.html of runs")
+def _report_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (probekit evaluate)")
+    p.add_argument("--out", help="one run: where to write (default: the run directory); "
+                   "several runs that differ in n: folder of the scaling report (default: "
+                   "scaling-report next to the first run)")
+    p.add_argument("--mem-level", type=float, help="tau_mem level of f_mem (default: the run's)")
+    p.add_argument("--quality-measure", help="metric for tau_gen (default: the run's)")
+    p.add_argument("--gen-tol", type=float, help="tau_gen at 1 - gen_tol of the improvement")
+    p.add_argument("--gen-mode", choices=("relative", "absolute"),
+                   help="tau_gen threshold: the run's own improvement, or --gen-threshold "
+                   "(several runs: one common threshold, the default)")
+    p.add_argument("--gen-threshold", type=float,
+                   help="absolute quality level for tau_gen, in the metric's units")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit import reports
+
+        runs = [Path(r) for r in args.runs]
+        common = {"mem_level": args.mem_level, "quality_measure": args.quality_measure,
+                  "gen_tol": args.gen_tol}
+        own = {"gen_mode": args.gen_mode, "gen_threshold": args.gen_threshold}
+        if len(runs) == 1:
+            out = Path(args.out) if args.out else None
+            reports.write_reports(runs[0], quiet=args.quiet, out=out,
+                                  overrides={**common, **own})
+            return 0
+        sizes = {reports.run_size(reports.read_config(r)) for r in runs}
+        # the runs' own reports keep their gen_mode unless a threshold is given for all
+        per_run = {**common, **(own if args.gen_threshold is not None else {})}
+        for r in runs:
+            reports.write_reports(r, quiet=args.quiet, overrides=per_run)
+        if len(sizes - {None}) < 2:
+            if not args.quiet:
+                print(f"probekit report: the runs do not differ in n ({sorted(sizes - {None})}); "
+                      "no scaling analysis.")
+            return 0
+        out = Path(args.out) if args.out else runs[0].parent / "scaling-report"
+        reports.write_scaling_report(
+            runs, out, gen_mode=args.gen_mode or "absolute", gen_threshold=args.gen_threshold,
+            quiet=args.quiet, overrides=common,
+        )
+        return 0
+
+    return run
+
+
 # -- commands added by later issues go above this line ---------------------------------------
 
 

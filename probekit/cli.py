@@ -241,6 +241,106 @@ def _report_cmd(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+# -- reference -------------------------------------------------------------------------------
+
+
+@command("reference", help="train the reference DDPM (paper U-Net on CelebA; CPU presets)")
+def _reference_cmd(p: argparse.ArgumentParser) -> Handler:
+    from probekit.reference.commands import add_reference_arguments
+
+    return add_reference_arguments(p, _Parser)
+
+
+# -- evaluate --------------------------------------------------------------------------------
+
+
+def _measure_settings(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """``["nn-ratio.k=0.5"]`` → ``{"nn-ratio": {"k": "0.5"}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_settings(pairs).items():
+        measure, dot, option = key.partition(".")
+        if not dot or not measure or not option:
+            raise ValidationError(
+                f"--set must be MEASURE.KEY=VALUE; got {key}={value}. Example: --set nn-ratio.k=0.5"
+            )
+        out.setdefault(measure, {})[option] = value
+    return out
+
+
+@command("evaluate", help="evaluate a checkpoint series: f_mem, quality, tau_gen, tau_mem, report")
+def _evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("series", metavar="SERIES",
+                   help="folder of checkpoints (ckpt-<step>.pt, Model_<step>, checkpoint-<step>/, "
+                   "step-<step>.npy|npz|dir), a .toml/.json manifest (step -> path), a reference "
+                   "run directory, or module:function for --adapter callable")
+    p.add_argument("--adapter", help="how to load checkpoints (`probekit list adapters`; default: "
+                   "implied by the series)")
+    p.add_argument("--adapter-set", action="append", metavar="KEY=VALUE",
+                   help="adapter setting, repeatable (e.g. --adapter-set num_inference_steps=50)")
+    p.add_argument("--train", help="training set: .npy/.npz/.pt/.csv/image folder")
+    p.add_argument("--holdout", help="held-out set of the same distribution, never trained on")
+    p.add_argument("--dataset", help="a registered dataset instead of --train/--holdout")
+    p.add_argument("--dataset-set", action="append", metavar="KEY=VALUE",
+                   help="dataset setting, repeatable (e.g. --dataset-set n_train=256)")
+    p.add_argument("--probes", help="comma-separated probes (e.g. nn-ratio,loss-gap)")
+    p.add_argument("--metrics", help="comma-separated quality metrics")
+    p.add_argument("--set", dest="settings", action="append", metavar="MEASURE.KEY=VALUE",
+                   help="measure setting, repeatable (e.g. --set nn-ratio.k=0.5)")
+    p.add_argument("--out", help="run directory (default for a reference run: RUN/eval)")
+    p.add_argument("--n-samples", type=int, help="samples per checkpoint (default: all stored "
+                   "samples, or 1000 generated)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
+    p.add_argument("--steps", help="only these steps: 250,500 or 1000:5000 (inclusive)")
+    p.add_argument("--mem-level", type=float, help="tau_mem level of f_mem (default 0.01)")
+    p.add_argument("--quality-measure", help="metric for tau_gen (default: the first metric)")
+    p.add_argument("--gen-tol", type=float, help="tau_gen at 1 - gen_tol of the improvement")
+    p.add_argument("--gen-threshold", type=float,
+                   help="absolute quality level for tau_gen (sets gen_mode=absolute)")
+    p.add_argument("--cache-dir", help="reference-state cache (default: RUN/cache/reference)")
+    p.add_argument("--no-cache", action="store_true", help="prepare measures without the cache")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the results in --out and start again")
+    p.add_argument("--no-report", action="store_true", help="do not write the reports")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no verdict")
+
+    def run(args: argparse.Namespace) -> int:
+        import shlex
+
+        from probekit.evaluator import evaluate_series
+
+        timescales: dict[str, Any] = {}
+        for key in ("mem_level", "quality_measure", "gen_tol", "gen_threshold"):
+            if getattr(args, key) is not None:
+                timescales[key] = getattr(args, key)
+        if args.gen_threshold is not None:
+            timescales["gen_mode"] = "absolute"
+        argv = [a for a in sys.argv[1:] if a != "--overwrite"]
+        hint = shlex.join(["probekit", *argv]) if argv[:1] == ["evaluate"] else None
+        counts: dict[str, Any] = {}
+        try:
+            summary = evaluate_series(
+                args.series, out=args.out, adapter=args.adapter,
+                adapter_settings=parse_settings(args.adapter_set), train=args.train,
+                holdout=args.holdout, dataset=args.dataset,
+                dataset_settings=parse_settings(args.dataset_set),
+                probes=args.probes, metrics=args.metrics,
+                settings=_measure_settings(args.settings), n_samples=args.n_samples,
+                seed=args.seed, steps=args.steps, timescales=timescales,
+                cache_dir=False if args.no_cache else args.cache_dir, overwrite=args.overwrite,
+                quiet=args.quiet, reports=not args.no_report, resume_hint=hint,
+                on_counts=counts.update,
+            )
+        except KeyboardInterrupt:
+            return 130
+        if not args.quiet:
+            where = counts.get("out") or summary.get("run_dir")
+            print(f"probekit evaluate: {counts.get('evaluated', 0)} checkpoint(s) evaluated, "
+                  f"{counts.get('skipped', 0)} already done; results in {where}")
+        return 0
+
+    return run
+
+
 # -- commands added by later issues go above this line ---------------------------------------
 
 

@@ -306,13 +306,19 @@ def train(
             "reference train: device 'cuda' was asked for but torch sees no CUDA device. "
             "Use --device cpu, or install a CUDA build of torch."
         )
+    from probekit.reference.data import load_splits
+
+    splits = load_splits(cfg.data)  # before the run directory exists: a data error leaves none
+    expected = (cfg.unet.in_channels, *([cfg.unet.resolution] * cfg.unet.dims))
+    if tuple(splits.train.shape[1:]) != expected:
+        raise ValidationError(
+            f"reference train: dataset {cfg.data.dataset!r} has samples of shape "
+            f"{tuple(splits.train.shape[1:])} but the U-Net of preset {cfg.preset!r} expects "
+            f"{expected}. Use a preset made for this dataset, or set unet.resolution/in_channels."
+        )
     out = Path(out)
     _prepare_run_dir(out, cfg, str(device))
     tc = cfg.train
-
-    from probekit.reference.data import load_splits
-
-    splits = load_splits(cfg.data)
     data = torch.from_numpy(np.ascontiguousarray(splits.train, dtype=np.float32)).to(device)
     n = len(data)
     sample_shape = tuple(data.shape[1:])

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import ticker, transforms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -119,20 +120,23 @@ def _draw_curve(ax, curve: Curve, color: str, label: str, *, x: np.ndarray | Non
 
 
 def _draw_tau(ax, tau: TauEstimate | None, color: str, *, annotate: bool = True) -> None:
-    """Vertical line at tau, its CI as a light span; 'never'/'<= first' written on the axes."""
+    """Vertical line at tau; with ``annotate``, its CI as a bar along the top of the axes and
+    'never' written on the axes when it is never reached."""
     if tau is None:
         return
-    early, late = tau.ci
-    if tau.early is not None and tau.late is not None:
-        lo = early if early is not None else tau.first_step
-        hi = late if late is not None else tau.last_step
-        if tau.late.status == "never":
-            hi = tau.last_step
-        ax.axvspan(lo, hi, color=color, alpha=0.08, linewidth=0)
+    if annotate and tau.early is not None and tau.late is not None \
+            and tau.early.status != "never":
+        lo = tau.early.step
+        open_ended = tau.late.status == "never"
+        hi = tau.last_step if open_ended else tau.late.step
+        trans = transforms.blended_transform_factory(ax.transData, ax.transAxes)
+        ax.plot([lo, hi], [0.975, 0.975], transform=trans, color=color, linewidth=6,
+                alpha=0.45, solid_capstyle="butt",
+                label=f"{tau.name} 95% CI" + (" (beyond last step)" if open_ended else ""))
     if tau.status == "never":
         if annotate:
-            ax.text(0.99, 0.95, f"{tau.name}: never (> {step_text(tau.last_step)})", color=color,
-                    transform=ax.transAxes, ha="right", va="top", fontsize=9)
+            ax.text(0.99, 0.93, f"{tau.name}: never (> {step_text(tau.last_step)})",
+                    color=color, transform=ax.transAxes, ha="right", va="top", fontsize=9)
         return
     style = ":" if tau.status == "from_first" or not tau.estimate.confirmed else "--"
     prefix = "≤ " if tau.status == "from_first" else ""
@@ -407,6 +411,9 @@ def plot_scaling(
             plotted = True
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xticks(n_arr)
         ax.set_xlabel("training-set size n")
         ax.set_ylabel(f"{name} (steps)")
         ax.grid(True, which="both", alpha=0.25)

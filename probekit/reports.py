@@ -871,7 +871,7 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 10px;border-bot
 #ddd;padding-bottom:4px}.sub{color:#666;margin:0 0 18px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(230px,1fr));gap:12px}
 .card{border:1px solid #ddd;border-radius:8px;padding:10px 14px;background:#fcfcfd}
-.card .k{font-size:12px;color:#666;text-transform:uppercase;letter-spacing:.04em}
+.card .k{font-size:13px;color:#666}
 .card .v{font-size:20px;font-weight:600;margin:2px 0}.card .d{font-size:13px;color:#555}
 .card.gen{border-left:5px solid #1f77b4}.card.mem{border-left:5px solid #d62728}
 .card.win{border-left:5px solid #2ca02c}.card.rec{border-left:5px solid #e6b800}
@@ -1130,7 +1130,6 @@ def render_scaling_html(summary: Mapping[str, Any], images: Mapping[str, bytes])
                                              if summary["thresholds"]["gen_mode"] == "absolute"
                                              else "tau_gen", "tau_gen (own run, relative)",
                                              "tau_mem / n"))
-    lines = scaling_lines(summary)
     notes = summary["notes"]
     body = [
         f"<h1>{_e(title)}</h1><p class='sub'>{len(runs)} runs, n = "
@@ -1138,7 +1137,6 @@ def render_scaling_html(summary: Mapping[str, Any], images: Mapping[str, bytes])
         "<div class='cards'>" + "".join(_card(cls, key, value, detail)
                                         for cls, key, value, detail in scaling_cards(summary))
         + "</div>",
-        "<p class='muted'>" + "<br>".join(_e(line) for line in lines) + "</p>",
         "<h2>Collapse of f_mem(step / n)</h2>", _img(images, "collapse.png", "collapse plot"),
         "<h2>Timescales against n</h2>", _img(images, "scaling.png", "scaling plot"),
         f"<h2>Runs</h2><table><tr>{head}</tr>{''.join(rows)}</table>",

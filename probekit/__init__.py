@@ -34,6 +34,7 @@ from probekit.errors import (
     UnknownNameError,
     ValidationError,
 )
+from probekit.evaluator import SeriesEvaluator, evaluate_series
 from probekit.hookspecs import hookimpl
 from probekit.io import load_array
 from probekit.neighbors import NearestNeighborIndex, knn
@@ -71,10 +72,12 @@ __all__ = [
     "ProbekitWarning",
     "Provenance",
     "Result",
+    "SeriesEvaluator",
     "Settings",
     "UnknownNameError",
     "ValidationError",
     "__version__",
+    "evaluate_series",
     "get_adapter",
     "get_dataset",
     "get_feature_extractor",

@@ -478,28 +478,55 @@ def _step_file(run_dir: Path, folder: str, step: int, suffix: str) -> Path:
 
 def load_training_set(config: Mapping[str, Any]) -> tuple[np.ndarray, tuple[float, float] | None]:
     """The run's training set (``train`` path, else the registered ``dataset``) and its value
-    range when the dataset declares one."""
+    range when the dataset declares one.
+
+    When ``config.json`` records ``train_sha256``, the set read now must hash to it: the
+    nearest-neighbour indices of the artifacts point into that exact array.
+    """
     from probekit.io import load_array
 
     if config.get("train"):
-        return load_array(config["train"]), None
-    if config.get("dataset"):
+        train, value_range = load_array(config["train"]), None
+    elif config.get("dataset"):
         from probekit.registry import get_dataset
 
         splits = get_dataset(config["dataset"])(config.get("dataset_settings") or {}).load()
-        return splits.train, tuple(splits.value_range)
-    raise ValidationError("reports: config.json names neither a train path nor a dataset.")
+        train, value_range = splits.train, tuple(splits.value_range)
+    else:
+        raise ValidationError(
+            "reports: config.json names neither a train path nor a dataset (the training set "
+            "was passed as an array); pass train=... to write_reports to draw the grid."
+        )
+    expected = config.get("train_sha256")
+    if expected:
+        from probekit.cache import array_sha256
+
+        # the evaluator hashes the set as it used it: float arrays as they are, others float32
+        used = train if train.dtype.kind == "f" else train.astype(np.float32)
+        if array_sha256(used) != expected:
+            source = config.get("train") or config.get("dataset")
+            raise ValidationError(
+                f"reports: the training set read now ({source}) differs from the one the run "
+                "was evaluated on (train_sha256 mismatch); the "
+                "nearest-neighbour indices would point to the wrong images."
+            )
+    return train, value_range
 
 
-def neighbor_panels(a: RunAnalysis, *, k: int = GRID_SAMPLES) -> tuple[list[NeighborPanel],
-                                                                          tuple[float, float]]:
+def neighbor_panels(
+    a: RunAnalysis, *, k: int = GRID_SAMPLES, train: np.ndarray | None = None
+) -> tuple[list[NeighborPanel], tuple[float, float]]:
     """Generated samples and their nearest training samples at up to four checkpoints.
 
     Shows the first ``k`` kept samples of each checkpoint: the evaluator draws them from the same
     initial noise at every checkpoint, so the columns follow the same samples through training.
+    ``train`` is the training set when the caller holds it (else it is read as the config says).
     """
     run_dir = a.run_dir
-    train, value_range = load_training_set(a.config)
+    if train is None:
+        train, value_range = load_training_set(a.config)
+    else:
+        value_range = None
     candidates = []
     for step in a.steps:
         samples = _step_file(run_dir, "samples", step, ".npy")
@@ -570,6 +597,7 @@ def write_reports(
     quiet: bool = False,
     out: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    train: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write ``results.csv``, ``summary.json``, ``plots/`` and ``report.html`` for one run.
 
@@ -583,6 +611,9 @@ def write_reports(
         Where to write (default: ``run_dir``).
     overrides : mapping, optional
         Timescale settings that replace the run's (``mem_level``, ``gen_mode``, ...).
+    train : array, optional
+        The training set, when the caller holds it (the evaluator); otherwise it is read from
+        the ``train`` path or ``dataset`` of ``config.json`` for the nearest-neighbour grid.
 
     Returns
     -------
@@ -608,7 +639,7 @@ def write_reports(
     if headline:
         images["measures.png"] = plotting.plot_measures(headline, title="every measure")
     try:
-        panels, value_range = neighbor_panels(a)
+        panels, value_range = neighbor_panels(a, train=train)
     except ProbekitError as exc:
         panels, value_range = [], (0.0, 1.0)
         a.notes.append(f"no nearest-neighbour plot: {exc}")

@@ -263,12 +263,29 @@ def test_timeseries_run_gets_overlays(tmp_path):
     assert s["tau_gen"]["ci_low"] <= s["tau_gen"]["value"] <= s["tau_gen"]["ci_high"]
 
 
-def test_missing_training_set_skips_the_grid_with_a_note(tmp_path):
+def test_missing_or_changed_training_set_skips_the_grid_with_a_note(tmp_path):
+    from probekit.cache import array_sha256
+
     run_dir, _ = make_run(tmp_path, steps=[100, 1000, 10000])
+    train = np.load(tmp_path / "train.npy")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["train_sha256"] = array_sha256(train)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    reports.write_reports(run_dir, quiet=True, out=tmp_path / "same")
+    assert (tmp_path / "same" / "plots" / "neighbors.png").is_file()
+
+    np.save(tmp_path / "train.npy", train[::-1])  # same shape, other order: indices go wrong
+    s = reports.write_reports(run_dir, quiet=True, out=tmp_path / "changed")
+    assert not (tmp_path / "changed" / "plots" / "neighbors.png").exists()
+    assert any("train_sha256 mismatch" in n for n in s["notes"])
+
     (tmp_path / "train.npy").unlink()
-    s = reports.write_reports(run_dir, quiet=True)
-    assert not (run_dir / "plots" / "neighbors.png").exists()
+    s = reports.write_reports(run_dir, quiet=True, out=tmp_path / "missing")
+    assert not (tmp_path / "missing" / "plots" / "neighbors.png").exists()
     assert any("no nearest-neighbour plot" in n for n in s["notes"])
+    # the caller that holds the training set (the evaluator) can pass it
+    reports.write_reports(run_dir, quiet=True, out=tmp_path / "given", train=train)
+    assert (tmp_path / "given" / "plots" / "neighbors.png").is_file()
 
 
 def test_empty_run_is_an_error(tmp_path):

@@ -307,7 +307,12 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.config = config
         self._con = sqlite3.connect(self.run_dir / RESULTS_FILE, isolation_level=None)
-        self._con.execute("PRAGMA synchronous = FULL")
+        # Write-ahead log, synced at checkpoints rather than at every commit: a killed process
+        # (SIGKILL, Ctrl-C) never loses a committed checkpoint, and the commit costs no fsync
+        # (~20 ms per checkpoint with synchronous=FULL on this machine). A power cut may lose
+        # the last few commits, never consistency: those checkpoints are simply evaluated again.
+        self._con.execute("PRAGMA journal_mode = WAL")
+        self._con.execute("PRAGMA synchronous = NORMAL")
         self._con.executescript(_SCHEMA)
         self._con.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",

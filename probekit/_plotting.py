@@ -60,12 +60,23 @@ def step_text(step: float) -> str:
 
 
 def set_step_axis(ax, steps: np.ndarray, *, label: str = "training step") -> None:
-    """Log x axis; symmetric-log when step 0 is present (linear up to the first positive step)."""
+    """Log x axis; symmetric-log when step 0 is present (linear up to the first positive step,
+    which keeps step 0 on the axis), with ticks at 0 and at the powers of ten."""
+    steps = np.asarray(steps, dtype=float)
     positive = steps[steps > 0]
     if len(positive) == 0:
         ax.set_xscale("linear")
     elif (steps <= 0).any():
-        ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
+        threshold = float(positive.min())
+        top = float(steps.max())
+        ax.set_xscale("symlog", linthresh=threshold, linscale=0.5)
+        decades = 10.0 ** np.arange(math.ceil(math.log10(threshold)),
+                                    math.floor(math.log10(top)) + 1)
+        ax.set_xticks([0.0, *decades])
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(
+            lambda v, _: "0" if v == 0 else f"$10^{{{round(math.log10(v))}}}$"))
+        ax.xaxis.set_minor_locator(ticker.NullLocator())
+        ax.set_xlim(-0.15 * threshold, top * 1.4)
     else:
         ax.set_xscale("log")
     if len(steps) == 1:

@@ -409,3 +409,13 @@ def test_first_crossing_fallback_only_when_asked():
     c = first_crossing(steps, y, 0.5, allow_unconfirmed=True)
     assert c.index == 1
     assert not c.confirmed
+
+
+def test_the_docs_example_runs():
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "timescales.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S))
+    assert "estimate_tau_mem" in code
+    exec(compile(code, str(page), "exec"), {"__name__": "docs_timescales"})

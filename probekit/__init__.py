@@ -47,6 +47,13 @@ from probekit.registry import (
     get_probe,
     registries,
 )
+from probekit.timescales import (
+    TimescaleSettings,
+    early_stopping_window,
+    estimate_tau_gen,
+    estimate_tau_mem,
+    fit_scaling,
+)
 from probekit.types import Checkpoint, Provenance, Result
 
 __all__ = [
@@ -74,10 +81,15 @@ __all__ = [
     "Result",
     "SeriesEvaluator",
     "Settings",
+    "TimescaleSettings",
     "UnknownNameError",
     "ValidationError",
     "__version__",
+    "early_stopping_window",
+    "estimate_tau_gen",
+    "estimate_tau_mem",
     "evaluate_series",
+    "fit_scaling",
     "get_adapter",
     "get_dataset",
     "get_feature_extractor",

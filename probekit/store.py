@@ -365,8 +365,16 @@ class RunStore:
         return store
 
     def close(self) -> None:
-        """Close the database connection."""
-        self._con.close()
+        """Fold the write-ahead log into ``results.sqlite`` and close: a closed run directory
+        is one self-contained database file (readers then leave no ``-wal``/``-shm`` files)."""
+        try:
+            if not self._con.in_transaction:
+                self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._con.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.Error:  # another connection is reading: leave the log, it stays valid
+            pass
+        finally:
+            self._con.close()
 
     def __enter__(self) -> RunStore:
         return self

@@ -150,9 +150,9 @@ def _draw_tau(ax, tau: TauEstimate | None, color: str, *, annotate: bool = True)
                     color=color, transform=ax.transAxes, ha="right", va="top", fontsize=9)
         return
     style = ":" if tau.status == "from_first" or not tau.estimate.confirmed else "--"
-    prefix = "≤ " if tau.status == "from_first" else ""
+    relation = "≤" if tau.status == "from_first" else "="
     ax.axvline(tau.value, color=color, linestyle=style, linewidth=1.5,
-               label=f"{tau.name} = {prefix}{step_text(tau.value)}")
+               label=f"{tau.name} {relation} {step_text(tau.value)}")
 
 
 def _draw_window(ax, window: Window | None, last_step: float) -> None:
@@ -176,6 +176,7 @@ def plot_curves(
     mem_level: float,
     recommended_step: int | None,
     title: str,
+    gap_onset: float | None = None,
 ) -> bytes:
     """Quality, f_mem (and loss gap) against step on a log axis with CI bands and tau markers."""
     panels = [c for c in (quality, f_mem, gap) if c is not None]
@@ -205,6 +206,9 @@ def plot_curves(
         else:
             _draw_curve(ax, curve, GAP_COLOR, curve.label)
             ax.axhline(0.0, color="black", linewidth=0.8)
+            if gap_onset is not None:
+                ax.axvline(gap_onset, color=GAP_COLOR, linestyle="--", linewidth=1.5,
+                           label=f"loss-gap onset = {step_text(gap_onset)}")
             _draw_tau(ax, tau_mem, MEM_COLOR, annotate=False)
             ax.set_ylabel(curve.field)
         if recommended_step is not None and recommended_step in set(curve.steps.tolist()):

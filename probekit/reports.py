@@ -634,6 +634,7 @@ def write_reports(
             window=a.window, mem_level=a.settings.mem_level,
             recommended_step=None if a.window is None else a.window.recommended_step,
             title=title,
+            gap_onset=None if a.gap_onset is None else a.gap_onset["step"],
         )
     headline = _headline_curves(a)
     if headline:
@@ -959,6 +960,10 @@ def _plain(v: Any) -> str:
     return str(v)
 
 
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
 def _card(cls: str, key: str, value: str, detail: str) -> str:
     return (f'<div class="card {cls}"><div class="k">{_e(key)}</div><div class="v">{_e(value)}'
             f'</div><div class="d">{_e(detail)}</div></div>')
@@ -1082,7 +1087,7 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
     c = a.config
     title = f"probekit report — {c.get('series') or a.run_dir.name}"
     sub = (f"n_train = {_fmt_n(a.n_train)} · modality {c.get('modality', '?')} · "
-           f"{len(a.steps)} checkpoints, steps {a.steps[0]}–{a.steps[-1]} · "
+           f"{_plural(len(a.steps), 'checkpoint')}, steps {a.steps[0]}–{a.steps[-1]} · "
            f"{c.get('n_samples', '?')} samples per checkpoint · seed {c.get('seed', '?')} · "
            f"generated {summary['generated_at']}")
     cards = [_tau_card("gen", summary["tau_gen"], "tau_gen (generates well)"),
@@ -1090,11 +1095,10 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
     w = summary["window"]
     if w is not None:
         if w["empty"]:
-            cards.append(_card("win", "early-stopping window", "empty",
-                               "the model copies before it generates well"))
+            cards.append(_card("win", "early-stopping window", "empty", w["empty_reason"]))
         else:
             cards.append(_card("win", "early-stopping window", w["text"],
-                               f"{len(w['checkpoints'])} checkpoint(s) inside"))
+                               f"{_plural(len(w['checkpoints']), 'checkpoint')} inside"))
         rec = summary["recommended_checkpoint"]
         cards.append(_card("rec", "recommended checkpoint",
                            "none" if rec is None else f"step {rec['step']}",
@@ -1113,7 +1117,7 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
         f"<div class='cards'>{''.join(cards)}</div>",
         "<h2>Quality and memorization against training step</h2>",
         "<p class='muted'>Log step axis. Bands: 95% CIs. Dashed vertical lines: tau estimates "
-        "(dotted: censored or unconfirmed), light spans: their CIs. Green: the window "
+        "(dotted: censored or unconfirmed), bars along the top: their 95% CIs. Green: the window "
         "[tau_gen, tau_mem). Star: recommended checkpoint.</p>",
         _img(images, "curves.png", "quality and f_mem against step"),
         "<h2>Thresholds and modes</h2>", _kv_table(summary["thresholds"]),

@@ -541,7 +541,8 @@ class Window:
         ``tau_gen`` and ``tau_mem`` steps (``end=None``: no memorization within the run, the
         window stays open past the last step; ``start=None``: no quality measure or tau_gen).
     empty : bool
-        True when memorization starts no later than good quality is reached.
+        True when memorization starts no later than good quality is reached (or from the first
+        checkpoint, or the quality never reaches its level); ``empty_reason`` says which.
     checkpoints : list of int
         Observed checkpoint steps inside the window.
     recommended_step : int or None
@@ -561,10 +562,11 @@ class Window:
     recommended_index: int | None
     basis: str
     notes: tuple[str, ...] = ()
+    empty_reason: str | None = None
 
     def describe(self) -> str:
         if self.empty:
-            return "empty: the model copies before it generates well"
+            return f"empty: {self.empty_reason}"
         start = "start of the run" if self.start is None else _fmt(self.start)
         end = "beyond the last checkpoint" if self.end is None else _fmt(self.end)
         return f"[{start}, {end})"
@@ -599,9 +601,14 @@ def early_stopping_window(
     if tau_gen is not None and tau_gen.status == "never":
         notes.append("window: the quality never reaches the tau_gen threshold.")
     end = None if tau_mem.status == "never" else tau_mem.value
-    empty = tau_mem.status == "from_first" or (
-        start is not None and end is not None and start >= end
-    ) or (tau_gen is not None and tau_gen.status == "never")
+    empty_reason = None
+    if tau_gen is not None and tau_gen.status == "never":
+        empty_reason = "the quality never reaches the tau_gen level"
+    elif tau_mem.status == "from_first":
+        empty_reason = "the model copies from the first checkpoint on"
+    elif start is not None and end is not None and start >= end:
+        empty_reason = "tau_mem <= tau_gen: the model copies before it generates well"
+    empty = empty_reason is not None
     lo = -math.inf if start is None else start
     hi = math.inf if end is None else end
     inside = [int(v) for v in s if lo <= v < hi] if not empty else []
@@ -633,6 +640,7 @@ def early_stopping_window(
         start=start,
         end=end,
         empty=bool(empty),
+        empty_reason=empty_reason,
         checkpoints=inside,
         recommended_step=None if pick is None else int(s[pick]),
         recommended_index=pick,

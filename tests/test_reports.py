@@ -46,8 +46,19 @@ def _fid_result(step: int, with_ci: bool) -> Result:
     )
 
 
+def _gap_result(step: int, onset: float) -> Result:
+    """A loss gap (holdout - train) that is 0 until ``onset``, then grows; CI half-width 0.01."""
+    gap = 0.0 if step <= onset else 0.02 * math.log10(step / onset)
+    return Result(
+        measure="loss-gap", headline="gap", values={"gap": gap},
+        ci={"gap": (gap - 0.01, gap + 0.01)},
+        provenance=Provenance(measure="loss-gap", plugin="test", plugin_version="0",
+                              probekit_version="0", settings={}),
+    )
+
+
 def make_run(root, *, n_train=50, onset=1000.0, modality="image", steps=STEPS, fid=True,
-             fid_ci=False, seed=0, timescales=None):
+             fid_ci=False, seed=0, timescales=None, gap=False):
     """A run directory written through the store: real nn-ratio results on planted copies."""
     rng = np.random.default_rng(seed)
     if modality == "image":
@@ -79,6 +90,10 @@ def make_run(root, *, n_train=50, onset=1000.0, modality="image", steps=STEPS, f
                        **(timescales or {})},
         "versions": {"numpy": np.__version__},
     }
+    if gap:
+        measures.append({"name": "loss-gap", "kind": "probe", "headline": "gap",
+                         "higher_is_better": False, "settings": {}, "plugin": "test",
+                         "version": "0"})
     probe = get_probe("nn-ratio")(n_bootstrap=200).prepare(train)
     planted = {}
     with RunStore.open(run_dir, config) as store:
@@ -93,6 +108,8 @@ def make_run(root, *, n_train=50, onset=1000.0, modality="image", steps=STEPS, f
             results = [probe.evaluate(samples)]
             if fid:
                 results.append(_fid_result(step, fid_ci))
+            if gap:
+                results.append(_gap_result(step, onset))
             store.commit_checkpoint(step, f"ckpt-{step}", results, samples=samples[:N_KEEP],
                                     n_samples=N_SAMPLES)
     return run_dir, planted
@@ -286,6 +303,31 @@ def test_missing_or_changed_training_set_skips_the_grid_with_a_note(tmp_path):
     # the caller that holds the training set (the evaluator) can pass it
     reports.write_reports(run_dir, quiet=True, out=tmp_path / "given", train=train)
     assert (tmp_path / "given" / "plots" / "neighbors.png").is_file()
+
+
+def test_loss_gap_onset_is_reported_beside_tau_mem(tmp_path):
+    run_dir, _ = make_run(tmp_path, gap=True, onset=1000.0)
+    s = reports.write_reports(run_dir, quiet=True)
+    onset = s["loss_gap_onset"]
+    # gap CI lower bound: -0.01 up to 1000, 0.02*log10(3)-0.01 = -0.0005 at 3000, > 0 at 10000
+    low_3000 = 0.02 * math.log10(3) - 0.01
+    low_10000 = 0.02 * math.log10(10) - 0.01
+    frac = (0 - low_3000) / (low_10000 - low_3000)
+    assert onset["status"] == "crossed"
+    assert onset["step"] == pytest.approx(3000 * (10000 / 3000) ** frac)
+    assert onset["used_ci"] is True
+    assert any(line.startswith("loss-gap onset") for line in s["verdict"])
+    assert "loss-gap onset" in (run_dir / "report.html").read_text()
+
+
+def test_single_checkpoint_run(tmp_path):
+    run_dir, _ = make_run(tmp_path, steps=[5000], onset=100.0)
+    s = reports.write_reports(run_dir, quiet=True)
+    assert s["tau_mem"]["status"] == "from_first"
+    assert s["tau_mem"]["confirmed"] is False
+    assert s["tau_gen"]["status"] == "from_first"
+    assert s["window"]["empty"] is True
+    assert "≤ 5000" in (run_dir / "report.html").read_text()
 
 
 def test_empty_run_is_an_error(tmp_path):

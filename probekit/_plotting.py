@@ -155,12 +155,14 @@ def _draw_tau(ax, tau: TauEstimate | None, color: str, *, annotate: bool = True)
                label=f"{tau.name} {relation} {step_text(tau.value)}")
 
 
-def _draw_window(ax, window: Window | None, last_step: float) -> None:
+def _draw_window(ax, window: Window | None, first_step: float, last_step: float) -> None:
+    """Shade ``[tau_gen, tau_mem)``: from the first step without tau_gen, to the last step when
+    the run never memorizes."""
     if window is None or window.empty:
         return
-    lo = window.start
+    lo = window.start if window.start is not None else first_step
     hi = window.end if window.end is not None else last_step
-    if lo is None or hi <= lo:
+    if hi <= lo:
         return
     ax.axvspan(lo, hi, color=WINDOW_COLOR, alpha=0.10, linewidth=0, label="window")
 
@@ -185,7 +187,7 @@ def plot_curves(
     all_steps = np.unique(np.concatenate([c.steps for c in panels]))
     last = float(all_steps.max())
     for ax, curve in zip(axes, panels, strict=True):
-        _draw_window(ax, window, last)
+        _draw_window(ax, window, float(all_steps.min()), last)
         if curve is quality:
             _draw_curve(ax, curve, GEN_COLOR, curve.label)
             if tau_gen is not None:

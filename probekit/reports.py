@@ -637,7 +637,7 @@ def write_reports(
             gap_onset=None if a.gap_onset is None else a.gap_onset["step"],
         )
     headline = _headline_curves(a)
-    if headline:
+    if len(headline) >= 2:  # one measure alone is already the curves plot
         images["measures.png"] = plotting.plot_measures(headline, title="every measure")
     try:
         panels, value_range = neighbor_panels(a, train=train)

@@ -51,3 +51,14 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         atomic_write_json(tmp_path / "x.txt", {"bad": float("nan")})
     assert (tmp_path / "x.txt").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_atomic_write_uses_the_usual_file_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "y.txt", "hello")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "y.txt").stat().st_mode & 0o777 == 0o644

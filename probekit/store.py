@@ -172,7 +172,7 @@ def load_results(run_dir: str | Path, step: int | None = None, *,
         where, args = ("WHERE step = ?", (step,)) if step is not None else ("", ())
         evaluations = con.execute(
             f"SELECT step, measure, headline, provenance, warnings, artifact FROM evaluations "
-            f"{where} ORDER BY step, finished_at, measure",
+            f"{where} ORDER BY step, rowid",
             args,
         ).fetchall()
         rows: dict[tuple[int, str], list[tuple]] = {}

@@ -8,10 +8,12 @@ import io
 import json
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -591,3 +593,78 @@ def test_series_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     assert "adapter must be given" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+# -- docs stay true -------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def code_blocks(page: Path) -> list[tuple[str, str]]:
+    """``(language, code)`` of every fenced block, in page order."""
+    return re.findall(r"```(\w+)\n(.*?)```", page.read_text(), flags=re.S)
+
+
+def printed_lines(code: str) -> list[str]:
+    """The ``# ...`` comment lines that directly follow a ``print(`` line: expected output."""
+    expected, lines = [], code.splitlines()
+    for i, line in enumerate(lines):
+        if "print(" in line:
+            for follow in lines[i + 1:]:
+                if not follow.startswith("# "):
+                    break
+                expected.append(follow[2:])
+    return expected
+
+
+def run_page(page: Path, capsys) -> None:
+    """Run a page's python blocks in one namespace and its `probekit` commands; compare what
+    they print with the page."""
+    namespace = {"__name__": page.stem}
+    blocks = code_blocks(page)
+    for i, (language, code) in enumerate(blocks):
+        if language == "python":
+            exec(compile(code, f"{page.name} block {i}", "exec"), namespace)
+            out = capsys.readouterr().out.splitlines()
+            assert out == printed_lines(code), f"{page.name} block {i} printed {out}"
+        elif language == "bash":
+            for line in code.strip().splitlines():
+                argv = shlex.split(line)
+                assert argv[0] == "probekit"
+                assert main(argv[1:]) == 0, line
+            out = capsys.readouterr().out
+            following = blocks[i + 1] if i + 1 < len(blocks) else ("", "")
+            if following[0] == "text":
+                assert out == following[1], f"{page.name}: the command printed {out!r}"
+
+
+def test_the_tutorial_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_page(DOCS / "evaluator.md", capsys)
+    assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_the_run_directory_page_lists_every_config_key_and_runs(data, tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    run_callable(data, tmp_path / "run")
+    page = (DOCS / "run_directory.md").read_text()
+    table = page.split("## config.json")[1].split("A training loop")[0]
+    documented = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, flags=re.M):
+        documented.update(re.findall(r"`(\w+)`", cell))
+    assert documented - {"key"} == set(load_config(tmp_path / "run"))
+    resume = page.split("**When does a run resume?**")[1].split("Equal:")[0]
+    from probekit.store import IDENTITY_KEYS, MEASURE_IDENTITY_KEYS
+
+    for key in (*IDENTITY_KEYS, *MEASURE_IDENTITY_KEYS):
+        assert f"`{key}`" in resume, key
+    run_page(DOCS / "run_directory.md", capsys)
+
+
+def test_the_adapter_page_runs(tmp_path, monkeypatch, capsys, fresh_host):
+    monkeypatch.chdir(tmp_path)
+    run_page(DOCS / "adapters.md", capsys)
+    results = load_results(tmp_path / "my-eval", step=1000)
+    assert [r.measure for r in results] == ["nn-ratio", "loss-gap"]
+    assert all(np.isfinite(r.value) for r in results)

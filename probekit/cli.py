@@ -306,7 +306,7 @@ def _evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         import shlex
 
-        from probekit.evaluator import evaluate_series
+        from probekit.evaluator import EvaluationInterrupted, evaluate_series
 
         timescales: dict[str, Any] = {}
         for key in ("mem_level", "quality_measure", "gen_tol", "gen_threshold"):
@@ -330,7 +330,11 @@ def _evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
                 quiet=args.quiet, reports=not args.no_report, resume_hint=hint,
                 on_counts=counts.update,
             )
+        except EvaluationInterrupted:  # finished checkpoints committed; how to resume printed
+            return 130
         except KeyboardInterrupt:
+            print("probekit evaluate: interrupted before any checkpoint was evaluated.",
+                  file=sys.stderr)
             return 130
         if not args.quiet:
             where = counts.get("out") or summary.get("run_dir")

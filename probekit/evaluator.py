@@ -59,6 +59,11 @@ REFERENCE_EVAL_DIR = "eval"
 MeasureLike = str | Measure
 
 
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :meth:`SeriesEvaluator.run`, after finished checkpoints were committed and
+    the way to resume was printed (a ``KeyboardInterrupt``, so it stops programs as usual)."""
+
+
 # -- the pure per-checkpoint task ---------------------------------------------------------------
 
 
@@ -622,8 +627,8 @@ class SeriesEvaluator:
         """Evaluate every checkpoint with the adapter, skipping finished (step, measure) pairs.
 
         Returns ``{"evaluated": ..., "skipped": ...}`` (numbers of checkpoints). On Ctrl-C the
-        finished checkpoints stay committed, a message says how to resume, and
-        ``KeyboardInterrupt`` is raised again.
+        finished checkpoints stay committed, a message on stderr says how to resume, and
+        :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) is raised.
         """
         if self.adapter is None:
             raise ValidationError("evaluator: run() needs an adapter; pass adapter=NAME.")
@@ -635,9 +640,9 @@ class SeriesEvaluator:
         current: int | None = None
         context = self._context()
         with _quiet_if(self.quiet):
-            self._prepare({n for c in todo for n in self.pending(c.step)})
             bar = Progress(len(todo), "checkpoints")
             try:
+                self._prepare({n for c in todo for n in self.pending(c.step)})
                 with bar:
 
                     def work(task: CheckpointTask) -> CheckpointOutcome:
@@ -650,7 +655,7 @@ class SeriesEvaluator:
                         self._commit(outcome)
                         evaluated += 1
                         bar.update(status=f"step {outcome.checkpoint.step} done")
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:
                 clear_line()
                 evaluated = sum(1 for c in todo if not self.pending(c.step))
                 unfinished = f"; step {current} was not saved" if current is not None and \
@@ -662,7 +667,7 @@ class SeriesEvaluator:
                     "skipped).",
                     file=sys.stderr,
                 )
-                raise
+                raise EvaluationInterrupted(str(self.out)) from interrupt
         return {"evaluated": evaluated, "skipped": skipped}
 
     def finish(self) -> dict[str, Any]:
@@ -723,6 +728,7 @@ class _ResolvedSeries:
     dataset: str | None
     dataset_settings: dict[str, Any] | None
     out: Path | None
+    full: Series | None = None  # before --steps selected from it
 
 
 def resolve_series(
@@ -745,15 +751,16 @@ def resolve_series(
     path = Path(series)
     if path.exists():
         reference = read_reference_run(path) if path.is_dir() else None
-        found = discover_series(path, steps=steps)
+        full = discover_series(path)
+        found = full.select(steps)
         if reference is not None:
             return _ResolvedSeries(
                 found, adapter or reference.get("adapter", "ddpm"), adapter_settings,
                 reference.get("dataset"), reference.get("dataset_settings") or {},
-                path / REFERENCE_EVAL_DIR,
+                path / REFERENCE_EVAL_DIR, full,
             )
         return _ResolvedSeries(found, adapter or found.default_adapter, adapter_settings,
-                               None, None, None)
+                               None, None, None, full)
     spec = str(series)
     if ":" in spec and (adapter in (None, "callable")):
         if adapter_settings.get("function", spec) != spec:
@@ -776,7 +783,8 @@ def resolve_series(
 
 def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) -> int:
     """``n_samples`` or, when not given, every stored sample (pre-generated samples: the
-    smallest count over the whole series) or :data:`DEFAULT_N_SAMPLES`."""
+    smallest count over the whole series, whatever ``steps`` selects, so that evaluating a
+    subset first and the rest later resolves the same number) or :data:`DEFAULT_N_SAMPLES`."""
     if n_samples is not None:
         return n_samples
     counts = []
@@ -864,7 +872,7 @@ def evaluate_series(
     from probekit.registry import get_adapter
 
     adapter_obj = get_adapter(resolved.adapter)(resolved.adapter_settings)
-    n = _resolve_n_samples(n_samples, resolved.series, adapter_obj)
+    n = _resolve_n_samples(n_samples, resolved.full or resolved.series, adapter_obj)
     evaluator = SeriesEvaluator(
         out, train=train, holdout=holdout, dataset=dataset, dataset_settings=dataset_settings,
         probes=probes, metrics=metrics, settings=settings, n_samples=n, seed=seed,
@@ -895,6 +903,7 @@ __all__ = [
     "CheckpointOutcome",
     "CheckpointTask",
     "EvaluationContext",
+    "EvaluationInterrupted",
     "SerialExecutor",
     "SeriesEvaluator",
     "build_measures",

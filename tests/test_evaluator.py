@@ -668,3 +668,26 @@ def test_the_adapter_page_runs(tmp_path, monkeypatch, capsys, fresh_host):
     results = load_results(tmp_path / "my-eval", step=1000)
     assert [r.measure for r in results] == ["nn-ratio", "loss-gap"]
     assert all(np.isfinite(r.value) for r in results)
+
+
+class InterruptedWhilePreparing(MeanShift):
+    name = "interrupted-while-preparing"
+
+    def prepare(self, train, *, holdout=None):
+        raise KeyboardInterrupt
+
+
+class InterruptingPlugin:
+    @hookimpl
+    def register_probes(self):
+        return [InterruptedWhilePreparing]
+
+
+def test_ctrl_c_while_preparing_says_so(data, tmp_path, capsys, fresh_host):
+    from probekit.evaluator import EvaluationInterrupted
+
+    register_plugin(InterruptingPlugin(), name="interrupting")
+    with pytest.raises(EvaluationInterrupted):
+        run_callable(data, tmp_path / "run", probes="interrupted-while-preparing")
+    err = capsys.readouterr().err
+    assert "interrupted. 0 of 4 checkpoint(s) evaluated" in err and "To resume" in err

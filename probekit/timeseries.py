@@ -1,0 +1,285 @@
+"""Shared time-series numerics: sliding windows, z-normalization, autocorrelation, lagged
+design matrices, and the explicit normalization of dataset splits.
+
+Time series use the layout ``(n_samples, n_timesteps, n_channels)`` (DESIGN §4). Everything here
+is float64 and deterministic; nothing depends on how a caller batches its series.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pydantic
+
+from probekit._validation import check_array
+from probekit.base import Dataset, DatasetSplits, FeatureExtractor, MeasureSettings, Settings
+from probekit.errors import ValidationError
+
+#: Normalizations a dataset can apply (recorded in :class:`probekit.DatasetSplits`).
+NORMALIZATIONS = ("zscore", "minmax", "none")
+
+
+def check_series(x: object, *, who: str, name: str, min_samples: int = 1) -> np.ndarray:
+    """``x`` as a finite float64 ``(n_samples, n_timesteps, n_channels)`` array."""
+    return check_array(x, who=who, name=name, modality="timeseries", min_samples=min_samples)
+
+
+def window_starts(n_timesteps: int, window: int, stride: int) -> np.ndarray:
+    """Start positions ``0, stride, 2*stride, ...`` of the windows that fit in the series."""
+    if window > n_timesteps:
+        return np.empty(0, dtype=np.int64)
+    return np.arange(0, n_timesteps - window + 1, stride, dtype=np.int64)
+
+
+def sliding_windows(x: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Windows of ``x`` ``(n, n_timesteps, n_channels)`` as ``(n, n_windows, window,
+    n_channels)``: window ``j`` starts at timestep ``j * stride``. A read-only view."""
+    view = np.lib.stride_tricks.sliding_window_view(x, window, axis=1)  # (n, T-w+1, C, w)
+    return view[:, ::stride].transpose(0, 1, 3, 2)
+
+
+def znormalize(windows: np.ndarray, constant_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Z-normalize each channel of each window over its timesteps.
+
+    Parameters
+    ----------
+    windows : array (..., window, n_channels)
+        Windows, any leading shape.
+    constant_tol : float
+        A channel of a window is *constant* when its standard deviation is at most
+        ``constant_tol`` times its largest absolute value (an all-zero channel is constant).
+        Its z-normalized values are set to 0: the usual convention (e.g. the matrix-profile
+        literature), under which two constant windows are at distance 0 and a constant and a
+        varying one at ``sqrt(window)`` per channel, instead of dividing by a rounding error.
+
+    Returns
+    -------
+    normalized : float64 array, same shape as ``windows``
+    constant : bool array (..., n_channels)
+        Which channels of which windows were constant.
+    """
+    w = np.asarray(windows, dtype=np.float64)
+    mean = w.mean(axis=-2, keepdims=True)
+    centred = w - mean
+    std = np.sqrt(np.mean(centred * centred, axis=-2, keepdims=True))
+    scale = np.abs(w).max(axis=-2, keepdims=True)
+    constant = std <= constant_tol * scale
+    out = np.divide(centred, std, out=np.zeros_like(centred), where=~constant)
+    return out, constant[..., 0, :]
+
+
+def autocorrelation(x: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample autocorrelation of each series and channel at lags ``0..max_lag``.
+
+    The usual (biased) estimator: ``acf[k] = sum_t (x_t - m)(x_{t+k} - m) / sum_t (x_t - m)^2``
+    with the series' own mean ``m``; it is bounded by 1 in absolute value. A constant channel has
+    no defined autocorrelation: its ACF is set to 1 at lag 0 and 0 at every other lag (like
+    white noise), and it is flagged.
+
+    Returns
+    -------
+    acf : float64 array (n_samples, max_lag + 1, n_channels)
+    constant : bool array (n_samples, n_channels)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=1, keepdims=True)
+    denom = np.einsum("ntc,ntc->nc", centred, centred)
+    scale = np.abs(x).max(axis=1)
+    constant = denom <= (1e-12 * np.maximum(scale, np.finfo(np.float64).tiny)) ** 2 * x.shape[1]
+    acf = np.empty((x.shape[0], max_lag + 1, x.shape[2]))
+    for lag in range(max_lag + 1):
+        num = np.einsum("ntc,ntc->nc", centred[:, : x.shape[1] - lag], centred[:, lag:])
+        acf[:, lag] = np.divide(num, denom, out=np.zeros_like(num), where=~constant)
+    acf[:, 0] = 1.0
+    return acf, constant
+
+
+def lagged_design(x: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
+    """Next-step regression pairs of every series: inputs are the previous ``lags`` timesteps
+    of all channels (flattened, oldest first), targets the current timestep's channels.
+
+    Returns
+    -------
+    inputs : float64 array (n_samples, n_timesteps - lags, lags * n_channels)
+    targets : float64 array (n_samples, n_timesteps - lags, n_channels)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, t, c = x.shape
+    past = sliding_windows(x[:, :-1], lags, 1)  # (n, t - lags, lags, c)
+    return past.reshape(n, t - lags, lags * c), x[:, lags:]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """An affine per-channel map ``(x - shift) / scale`` fitted on a training split."""
+
+    method: str
+    shift: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, train: np.ndarray, method: str) -> Normalizer:
+        """Fit ``method`` on ``train`` ``(n, t, c)``: ``"zscore"`` (per-channel mean and std),
+        ``"minmax"`` (per-channel range mapped onto [-1, 1]) or ``"none"``."""
+        if method not in NORMALIZATIONS:
+            raise ValidationError(
+                f"normalization must be one of {NORMALIZATIONS}; got {method!r}."
+            )
+        x = np.asarray(train, dtype=np.float64)
+        c = x.shape[2]
+        if method == "zscore":
+            shift, scale = x.mean(axis=(0, 1)), x.std(axis=(0, 1))
+        elif method == "minmax":
+            low, high = x.min(axis=(0, 1)), x.max(axis=(0, 1))
+            shift, scale = (low + high) / 2.0, (high - low) / 2.0
+        else:
+            shift, scale = np.zeros(c), np.ones(c)
+        scale = np.where(scale > 0, scale, 1.0)  # a constant channel is only shifted
+        return cls(method, shift, scale)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Apply the map (float32 output, the dtype of probekit's datasets)."""
+        return ((np.asarray(x, dtype=np.float64) - self.shift) / self.scale).astype(np.float32)
+
+    def describe(self) -> str:
+        """One line that records the map, e.g. for :attr:`probekit.DatasetSplits.normalization`."""
+        if self.method == "none":
+            return "none"
+        shift = np.array2string(self.shift, precision=6, separator=", ")
+        scale = np.array2string(self.scale, precision=6, separator=", ")
+        what = {"zscore": "per-channel z-score", "minmax": "per-channel min-max to [-1, 1]"}[
+            self.method
+        ]
+        return f"{what} fitted on the training split: (x - {shift}) / {scale}"
+
+
+def observed_range(*arrays: np.ndarray) -> tuple[float, float]:
+    """``(min, max)`` over the given arrays (the value range a dataset states)."""
+    return (float(min(a.min() for a in arrays)), float(max(a.max() for a in arrays)))
+
+
+def _parse_json_object(value: Any) -> Any:
+    """Accept a mapping, or (from the CLI) a JSON object string such as ``{"n_kernels": 64}``."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f'must be a JSON object such as {{"n_kernels": 64}} ({exc})') from None
+    return value
+
+
+class FeatureSpaceSettings(MeasureSettings):
+    """Settings of a time-series metric computed in a registered feature space."""
+
+    features: str = pydantic.Field("ts-rocket", description="registered feature extractor")
+    feature_settings: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="settings of the feature extractor (JSON on the CLI)"
+    )
+
+    _parse_feature_settings = pydantic.field_validator("feature_settings", mode="before")(
+        _parse_json_object
+    )
+
+
+def make_extractor(settings: FeatureSpaceSettings, extractor: FeatureExtractor | None = None
+                   ) -> FeatureExtractor:
+    """The extractor a metric measures in: ``extractor`` if given (its name must match the
+    ``features`` setting), else the registered one built with ``feature_settings``."""
+    from probekit.features import resolve_extractor
+    from probekit.registry import get_feature_extractor
+
+    if extractor is not None:
+        return resolve_extractor(settings.features, extractor)
+    return get_feature_extractor(settings.features)(settings.feature_settings)
+
+
+class SeriesDatasetSettings(Settings):
+    """Settings every time-series dataset shares."""
+
+    n_train: int | None = pydantic.Field(
+        None, ge=2, description="first n series of the pool as the training set (all: None)"
+    )
+    normalization: Literal["zscore", "minmax", "none"] = pydantic.Field(
+        "zscore", description="per-channel map fitted on the training split, applied to both"
+    )
+
+
+def make_splits(
+    pool: np.ndarray, holdout: np.ndarray, settings: SeriesDatasetSettings, who: str
+) -> DatasetSplits:
+    """Training set = the first ``n_train`` series of ``pool`` (nested subsets); both splits
+    normalized by the map fitted on the training set, which is recorded in the result."""
+    n = settings.n_train or len(pool)
+    if n > len(pool):
+        raise ValidationError(
+            f"{who}: n_train must be at most the pool size {len(pool)}; got {n}. Lower n_train."
+        )
+    train = pool[:n]
+    normalizer = Normalizer.fit(train, settings.normalization)
+    train, holdout = normalizer.transform(train), normalizer.transform(holdout)
+    return DatasetSplits(
+        train=train, holdout=holdout, value_range=observed_range(train, holdout),
+        normalization=normalizer.describe(),
+    )
+
+
+class ArchiveSettings(SeriesDatasetSettings):
+    split: Literal["pooled", "official"] = pydantic.Field(
+        "pooled",
+        description="pooled: the archive's train+test files shuffled (seed 0) and re-split; "
+        "official: the archive's own train/test files as pool/holdout",
+    )
+    holdout_fraction: float = pydantic.Field(
+        0.3, gt=0, lt=1, description="share of the pooled series held out (split='pooled')"
+    )
+
+
+class ArchiveDataset(Dataset):
+    """A labelled classification archive (UCR/UEA style) reused as a generative dataset.
+
+    Subclasses implement :meth:`read_archive`; labels are dropped. ``split="pooled"`` (default)
+    concatenates the archive's train and test files, shuffles them with a fixed seed (0) and
+    holds out the last ``holdout_fraction``; training sets are the first ``n_train`` series of
+    the rest (nested subsets, as for ``digits``).
+    """
+
+    modality = "timeseries"
+    Settings = ArchiveSettings
+    settings: ArchiveSettings
+
+    @abstractmethod
+    def read_archive(self) -> tuple[np.ndarray, np.ndarray]:
+        """The archive's own ``(train, test)`` series, each ``(n, n_timesteps, n_channels)``."""
+
+    def load(self) -> DatasetSplits:
+        first, second = self.read_archive()
+        if self.settings.split == "official":
+            return make_splits(first, second, self.settings, self.name)
+        both = np.concatenate([first, second])
+        both = both[np.random.default_rng(0).permutation(len(both))]
+        n_holdout = round(self.settings.holdout_fraction * len(both))
+        return make_splits(both[: len(both) - n_holdout], both[len(both) - n_holdout :],
+                           self.settings, self.name)
+
+
+__all__ = [
+    "NORMALIZATIONS",
+    "ArchiveDataset",
+    "ArchiveSettings",
+    "FeatureSpaceSettings",
+    "Normalizer",
+    "SeriesDatasetSettings",
+    "autocorrelation",
+    "check_series",
+    "lagged_design",
+    "make_extractor",
+    "make_splits",
+    "observed_range",
+    "sliding_windows",
+    "window_starts",
+    "znormalize",
+]

@@ -345,6 +345,34 @@ def _evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+# -- metric ----------------------------------------------------------------------------------
+
+
+@command("metric", help="run one quality metric on a reference set and generated samples")
+def _metric_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("name", help="registered metric name (see `probekit list metrics`)")
+    p.add_argument("--reference", required=True,
+                   help="real (reference) set: .npy/.npz/.pt/.csv/image dir")
+    p.add_argument("--samples", required=True, help="generated samples, same formats")
+    p.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
+                   help="metric setting, repeatable (e.g. --set value_range=-1,1)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write the result as JSON")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit.registry import get_metric
+
+        cls = get_metric(args.name)
+        metric = cls(parse_settings(args.settings))
+        reference = load_input(args.reference, what="reference")
+        samples = load_input(args.samples, what="samples")
+        result = metric.prepare(reference).evaluate(samples)
+        write_json(args.json_out, result.to_dict())
+        print(_format_result(result))
+        return 0
+
+    return run
+
+
 # -- commands added by later issues go above this line ---------------------------------------
 
 

@@ -211,6 +211,15 @@ def frechet_distance(
     (Heusel et al. 2017); it agrees with ``pytorch_fid.fid_score.calculate_frechet_distance``
     wherever that one succeeds. Symmetric in its two arguments, and never negative.
     """
+    mean_term, covariance_term = frechet_terms(mean1, cov1, mean2, cov2)
+    return float(max(mean_term + covariance_term, 0.0))
+
+
+def frechet_terms(
+    mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray
+) -> tuple[float, float]:
+    """The two parts of :func:`frechet_distance`: ``||mean1 - mean2||²`` and
+    ``Tr(cov1 + cov2 - 2 sqrt(cov1 cov2))`` (validated, float64; one square root)."""
     mean1, cov1 = _check_moments(mean1, cov1, "first")
     mean2, cov2 = _check_moments(mean2, cov2, "second")
     if mean1.shape != mean2.shape:
@@ -219,5 +228,5 @@ def frechet_distance(
             f"{len(mean1)} and {len(mean2)}. Use one feature extractor for both."
         )
     diff = mean1 - mean2
-    value = diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt_product(cov1, cov2)
-    return float(max(value, 0.0))
+    covariance_term = np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt_product(cov1, cov2)
+    return float(diff @ diff), float(covariance_term)

@@ -70,9 +70,12 @@ def apply_kernel(x: np.ndarray, kernel: Kernel) -> np.ndarray:
     length = kernel.weights.shape[1]
     n_out = xp.shape[1] - (length - 1) * kernel.dilation
     out = np.full((x.shape[0], n_out), kernel.bias)
-    for j in range(length):
-        start = j * kernel.dilation
-        out += xp[:, start : start + n_out, :] @ kernel.weights[:, j]
+    # element-wise multiply-adds in a fixed order (not a matrix product, whose rounding can
+    # depend on the batch size): each series' output is the same however it is batched
+    for c in range(len(kernel.channels)):
+        for j in range(length):
+            start = j * kernel.dilation
+            out += kernel.weights[c, j] * xp[:, start : start + n_out, c]
     return out
 
 

@@ -7,6 +7,8 @@ Gu et al. 2023). ``f_mem`` is the memorized fraction, with a seeded percentile-b
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pydantic
 
@@ -25,6 +27,9 @@ class NearestNeighborRatioSettings(MeasureSettings):
     confidence: float = pydantic.Field(0.95, gt=0, lt=1, description="CI level")
     chunk_size: int = pydantic.Field(16384, gt=0, description="training rows searched at once")
     collapse_duplicates: bool = pydantic.Field(True, description="drop exact training duplicates")
+    metric: Literal["euclidean", "dtw"] = pydantic.Field(
+        "euclidean", description="distance; dtw (time series, pixels only, small sets) via tslearn"
+    )
 
 
 class NearestNeighborRatio(Probe):
@@ -81,6 +86,19 @@ class NearestNeighborRatio(Probe):
         self.train_index_ = NearestNeighborIndex(feats, chunk_size=self.settings.chunk_size)
         return self
 
+    def _dtw_search(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Two nearest distinct training series under DTW (``metric="dtw"``)."""
+        from probekit.timeseries import dtw_knn
+
+        if self.settings.features != "pixels" or len(self.train_shape_) != 2:
+            raise ValidationError(
+                f"{self.name}: metric='dtw' compares raw time series (n_samples, n_timesteps, "
+                f"n_channels) with features='pixels'; got features={self.settings.features!r} "
+                f"and per-sample shape {self.train_shape_}."
+            )
+        train = np.asarray(self.train_index_.reference_).reshape(-1, *self.train_shape_)
+        return dtw_knn(samples, train, 2, batch_size=self.settings.batch_size, who=self.name)
+
     def evaluate(self, samples: np.ndarray | None = None, *, model=None) -> Result:
         """``f_mem`` of ``samples`` with per-sample ``d1``, ``d2``, ``ratio``, ``nn_index``."""
         self._check_prepared("train_index_")
@@ -90,7 +108,10 @@ class NearestNeighborRatio(Probe):
             samples.shape[1:], self.train_shape_, who=self.name, a_name="samples", b_name="train"
         )
         feats = extract_in_batches(self.extractor, samples, s.batch_size)
-        dist, idx = self.train_index_.search(feats, 2, batch_size=s.batch_size)
+        if s.metric == "dtw":
+            dist, idx = self._dtw_search(samples)
+        else:
+            dist, idx = self.train_index_.search(feats, 2, batch_size=s.batch_size)
         d1, d2 = dist[:, 0], dist[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0)

@@ -113,6 +113,48 @@ def lagged_design(x: np.ndarray, lags: int) -> tuple[np.ndarray, np.ndarray]:
     return past.reshape(n, t - lags, lags * c), x[:, lags:]
 
 
+#: Largest number of DTW dynamic-programming cells (n_queries x n_reference x T^2) that
+#: :func:`dtw_knn` accepts: about a minute or two on one core (tslearn's numba kernel).
+DTW_MAX_CELLS = 10**10
+
+
+def dtw_knn(
+    queries: np.ndarray, reference: np.ndarray, k: int, *, batch_size: int = 256, who: str = "dtw"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest reference series of each query under dynamic time warping.
+
+    DTW as in :func:`tslearn.metrics.cdist_dtw` (square root of the summed squared differences
+    along the best warping path, no global constraint), which equals the Euclidean distance when
+    no warping helps. Ties are broken by the smaller reference index. Brute force, for small
+    sets only: more than :data:`DTW_MAX_CELLS` cells raise a :class:`ValidationError`.
+
+    Returns
+    -------
+    distances : float64 (n_queries, k), ascending
+    indices : int64 (n_queries, k)
+    """
+    from tslearn.metrics import cdist_dtw
+
+    q = check_series(queries, who=who, name="samples")
+    ref = check_series(reference, who=who, name="train")
+    cells = len(q) * len(ref) * q.shape[1] * ref.shape[1]
+    if cells > DTW_MAX_CELLS:
+        raise ValidationError(
+            f"{who}: DTW is brute force for small sets; {len(q)} samples x {len(ref)} training "
+            f"series of lengths {q.shape[1]} and {ref.shape[1]} need {cells:.1e} cells (limit "
+            f"{DTW_MAX_CELLS:.0e}). Subsample, or use the Euclidean distance."
+        )
+    dist = np.empty((len(q), k))
+    idx = np.empty((len(q), k), dtype=np.int64)
+    columns = np.arange(len(ref))
+    for s in range(0, len(q), batch_size):
+        d = np.asarray(cdist_dtw(q[s : s + batch_size], ref), dtype=np.float64)
+        order = np.lexsort((np.broadcast_to(columns, d.shape), d), axis=1)[:, :k]
+        dist[s : s + batch_size] = np.take_along_axis(d, order, axis=1)
+        idx[s : s + batch_size] = order
+    return dist, idx
+
+
 @dataclass(frozen=True)
 class Normalizer:
     """An affine per-channel map ``(x - shift) / scale`` fitted on a training split."""
@@ -267,6 +309,7 @@ class ArchiveDataset(Dataset):
 
 
 __all__ = [
+    "DTW_MAX_CELLS",
     "NORMALIZATIONS",
     "ArchiveDataset",
     "ArchiveSettings",
@@ -275,6 +318,7 @@ __all__ = [
     "SeriesDatasetSettings",
     "autocorrelation",
     "check_series",
+    "dtw_knn",
     "lagged_design",
     "make_extractor",
     "make_splits",

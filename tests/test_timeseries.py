@@ -10,6 +10,7 @@ from probekit.timeseries import (
     Normalizer,
     SeriesDatasetSettings,
     autocorrelation,
+    dtw_knn,
     lagged_design,
     make_splits,
     sliding_windows,
@@ -105,3 +106,65 @@ def test_make_splits_takes_a_prefix_and_checks_size():
         make_splits(pool, pool[:2], SeriesDatasetSettings(n_train=11), "test")
     with pytest.raises(ValueError, match="normalization"):
         Normalizer.fit(pool, "robust")
+
+
+# -- DTW nearest neighbours (and nn-ratio's metric="dtw" option, which uses them) --------------
+
+
+def dtw_reference(a, b):
+    """Textbook dynamic programme: sqrt of the least summed squared difference over warping
+    paths (steps (1,0), (0,1), (1,1))."""
+    n, m = len(a), len(b)
+    cost = np.full((n + 1, m + 1), np.inf)
+    cost[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d = float(np.sum((a[i - 1] - b[j - 1]) ** 2))
+            cost[i, j] = d + min(cost[i - 1, j], cost[i, j - 1], cost[i - 1, j - 1])
+    return np.sqrt(cost[n, m])
+
+
+def test_dtw_knn_matches_the_textbook_recursion():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(6, 9, 2))
+    train[4] = train[1]  # a tie: the smaller index comes first
+    queries = np.concatenate([rng.normal(size=(3, 9, 2)), train[1:2] + 1e-3])
+    dist, idx = dtw_knn(queries, train, 3, batch_size=2)
+    full = np.array([[dtw_reference(q, r) for r in train] for q in queries])
+    expected = np.lexsort((np.broadcast_to(np.arange(6), full.shape), full), axis=1)[:, :3]
+    np.testing.assert_array_equal(idx, expected)
+    np.testing.assert_allclose(dist, np.take_along_axis(full, expected, axis=1), rtol=1e-10)
+    assert idx[3, :2].tolist() == [1, 4]
+
+
+def test_dtw_refuses_large_sets(monkeypatch):
+    import probekit.timeseries as ts
+
+    monkeypatch.setattr(ts, "DTW_MAX_CELLS", 100)
+    with pytest.raises(ValidationError, match="small sets"):
+        ts.dtw_knn(np.zeros((2, 8, 1)), np.zeros((3, 8, 1)), 2)
+
+
+def test_nn_ratio_with_dtw_flags_time_warped_copies():
+    """Copies whose timing is warped (a smooth monotone time change) are far from their source
+    in Euclidean distance but not under DTW; fresh series stay unflagged under both."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from probekit import get_probe
+
+    rng = np.random.default_rng(0)
+    length = 48
+    train = gaussian_filter1d(rng.normal(size=(30, length)), 2, axis=1)[:, :, None]
+    t = np.arange(length, dtype=float)
+    warp = (t + 5 * np.sin(np.pi * t / (length - 1))).clip(0, length - 1)
+    warped = np.stack([np.interp(warp, t, s[:, 0]) for s in train[:10]])[:, :, None]
+    fresh = gaussian_filter1d(rng.normal(size=(20, length)), 2, axis=1)[:, :, None]
+    euclid = get_probe("nn-ratio")().prepare(train)
+    dtw = get_probe("nn-ratio")(metric="dtw").prepare(train)
+    assert euclid.evaluate(warped).value == 0.0
+    flagged = dtw.evaluate(warped)
+    assert flagged.value >= 0.8
+    assert (flagged.per_sample["nn_index"] == np.arange(10)).mean() >= 0.8
+    assert dtw.evaluate(fresh).value == 0.0
+    with pytest.raises(ValidationError, match="metric='dtw'"):
+        get_probe("nn-ratio")(metric="dtw", features="ts-rocket").prepare(train).evaluate(fresh)

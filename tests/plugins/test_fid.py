@@ -15,13 +15,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from probekit_plugins import inception
+from probekit_plugins.fid import FrechetInceptionDistance
+from probekit_plugins.inception import WEIGHTS_FILENAME, save_png_folder
 
 from probekit import get_metric
 from probekit.cli import main
 from probekit.testing import ConformanceData, check_measure
-from probekit_plugins import inception
-from probekit_plugins.fid import FrechetInceptionDistance
-from probekit_plugins.inception import WEIGHTS_FILENAME, save_png_folder
 
 
 @pytest.fixture(scope="session")

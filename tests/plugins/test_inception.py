@@ -14,8 +14,6 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-
-from probekit.errors import InputFileError, MissingResourceError, ValidationError
 from probekit_plugins import inception
 from probekit_plugins.inception import (
     WEIGHTS_FILENAME,
@@ -24,6 +22,8 @@ from probekit_plugins.inception import (
     save_png_folder,
     to_inception_input,
 )
+
+from probekit.errors import InputFileError, MissingResourceError, ValidationError
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,10 @@ class FrechetInceptionDistanceSettings(MeasureSettings):
     )
     forward_batch_size: int = pydantic.Field(50, gt=0, description="images per network forward")
     device: str = pydantic.Field("cpu", description="torch device for the network")
+    optimize: bool = pydantic.Field(
+        True, description="batch norms folded into convolutions, channels-last (faster; the "
+        "same network up to float32 rounding)"
+    )
 
     _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
     _check_range = pydantic.field_validator("value_range")(check_value_range)
@@ -66,7 +70,7 @@ class FrechetInceptionDistance(FrechetDistance):
         s = self.settings
         return InceptionFeatures(
             weights=s.weights, preprocessing=s.preprocessing, value_range=s.value_range,
-            dims=s.dims, batch_size=s.forward_batch_size, device=s.device,
+            dims=s.dims, batch_size=s.forward_batch_size, device=s.device, optimize=s.optimize,
         )
 
 

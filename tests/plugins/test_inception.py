@@ -157,6 +157,14 @@ def test_pool3_features_do_not_depend_on_batch_size(hub):
     np.testing.assert_allclose(one, three, rtol=1e-5, atol=1e-6)
 
 
+def test_optimized_network_computes_the_same_features(hub):
+    x = np.random.default_rng(4).random((2, 1, 8, 8)).astype(np.float32)
+    plain = InceptionFeatures(optimize=False).extract(x)
+    fused = InceptionFeatures(optimize=True).extract(x)
+    assert np.abs(plain).max() > 1  # a meaningful scale for the tolerance below
+    np.testing.assert_allclose(fused, plain, rtol=1e-4, atol=1e-4 * np.abs(plain).max())
+
+
 def test_settings_are_validated():
     with pytest.raises(ValidationError, match="value_range"):
         InceptionFeatures(value_range="1,0")

@@ -46,7 +46,8 @@ class DDPMAdapter(Adapter):
         return DiffusionHandle(
             model, alphas_cumprod(cfg.diffusion), step=int(ckpt["step"]), sample_shape=shape,
             ddim_steps=s.ddim_steps or cfg.sampler.ddim_steps,
-            batch_size=s.batch_size or cfg.sampler.batch_size, device=s.device,
+            batch_size=s.batch_size or cfg.sampler.batch_size, clip=cfg.sampler.clip,
+            device=s.device,
         )
 
 

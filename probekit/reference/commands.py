@@ -1,7 +1,10 @@
-"""``probekit reference …``: the command-line side of the reference pipeline.
+"""``probekit reference …`` and ``probekit demo``: the command-line side of the reference
+pipeline.
 
 ``probekit reference train --preset P --n N --out DIR [--steps S] [--seed] [--device]
-[--stop-after-mem LEVEL]`` trains (or resumes) one run.
+[--stop-after-mem LEVEL]`` trains (or resumes) one run; ``probekit reference sweep --preset P
+--n N1 N2 … --out DIR [--jobs J]`` trains one run per n, evaluates each as it trains and writes
+the scaling report; ``probekit demo`` is the digits sweep.
 """
 
 from __future__ import annotations
@@ -29,9 +32,15 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     t.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     t.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     t.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
+    t.add_argument("--evaluate", action="store_true",
+                   help="evaluate every checkpoint as it is reached (nn-ratio and the preset's "
+                   "quality metric) into OUT/eval, with reports")
     t.add_argument("--stop-after-mem", type=float, metavar="LEVEL",
-                   help="evaluate nn-ratio at every checkpoint and stop once f_mem >= LEVEL "
-                   "at two consecutive checkpoints")
+                   help="evaluate as with --evaluate, and stop once f_mem >= LEVEL at two "
+                   "consecutive checkpoints")
+    t.add_argument("--metrics", help="with --evaluate: quality metrics, comma-separated "
+                   "('' for none; default: fd on digits-cnn features for digits, fid for "
+                   "celeba32)")
     t.add_argument("--width", type=int, help="base width W (celeba32) or C (digits)")
     t.add_argument("--optimizer", choices=("sgd", "adam"),
                    help="celeba32: sgd (paper, lr 0.01) or adam (lr 1e-4)")
@@ -41,6 +50,33 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.set_defaults(reference_handler=train_command)
 
+    help_text = "train one run per n, evaluate each as it trains, write the scaling report"
+    w = sub.add_parser("sweep", help=help_text, description=help_text)
+    w.add_argument("--preset", required=True, choices=PRESETS, help="as for train")
+    w.add_argument("--n", type=int, nargs="+", required=True, metavar="N",
+                   help="training-set sizes, e.g. --n 16 32 64 128 256")
+    w.add_argument("--out", required=True, help="sweep folder (n-<n>/ per run, scaling/)")
+    w.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    w.add_argument("--threads", type=int,
+                   help="CPU threads in all, split between the jobs (default: all cores)")
+    w.add_argument("--steps", type=int, help="step cap per run (default: the preset's)")
+    w.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    w.add_argument("--width", type=int, help="base width W (celeba32) or C (digits)")
+    w.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    w.add_argument("--mem-level", type=float, help="tau_mem level of f_mem "
+                   "(default: 0.05 digits, 0.01 celeba32)")
+    w.add_argument("--stop-after-mem", type=float, metavar="LEVEL",
+                   help="stop a run once f_mem >= LEVEL at two consecutive checkpoints "
+                   "(default: twice the mem level; 0 or less: never stop early)")
+    w.add_argument("--min-steps", type=int,
+                   help="never stop a run before this step (default: 1000 digits, 200000 "
+                   "celeba32)")
+    w.add_argument("--metrics", help="quality metrics, comma-separated ('' for none; "
+                   "default: fd on digits-cnn features for digits, fid for celeba32)")
+    w.add_argument("--data-root", help="celeba32: folder holding img_align_celeba/")
+    w.add_argument("--quiet", action="store_true", help="print only the table")
+    w.set_defaults(reference_handler=sweep_command)
+
     def run(args: argparse.Namespace) -> int:
         return args.reference_handler(args)
 
@@ -49,9 +85,12 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
 
 def train_command(args: argparse.Namespace) -> int:
     """``probekit reference train``."""
+    import dataclasses
+
     import torch
 
     from probekit.reference.config import preset
+    from probekit.reference.sweep import train_and_evaluate
     from probekit.reference.train import describe, train
 
     if args.threads:
@@ -60,30 +99,68 @@ def train_command(args: argparse.Namespace) -> int:
     cfg = preset(args.preset, n=args.n, width=args.width, optimizer=args.optimizer, lr=args.lr,
                  steps=args.steps, seed=args.seed, data_options=options)
     out = Path(args.out)
-    callback = None
-    if args.stop_after_mem is not None:
-        callback = memorization_callback(cfg)
     if not args.quiet:
         print(describe(cfg), file=sys.stderr)
-    outcome = train(cfg, out, device=args.device, callback=callback,
-                    stop_after_mem=args.stop_after_mem, quiet=args.quiet)
+    if args.evaluate or args.stop_after_mem is not None:
+        measures = dataclasses.replace(
+            _measures(args.preset, args.metrics), stop_level=args.stop_after_mem, min_steps=0)
+        done = train_and_evaluate(cfg, out, measures, device=args.device, quiet=args.quiet)
+        last, stopped, speed = done["last_step"], done["stopped_early"], \
+            done["train_steps_per_s"]
+        seconds = done["seconds"]
+    else:
+        outcome = train(cfg, out, device=args.device, quiet=args.quiet)
+        last, stopped, speed = outcome.last_step, outcome.stopped_early, \
+            outcome.train_steps_per_s
+        seconds = outcome.seconds
     if not args.quiet:
-        how = "stopped: f_mem reached the level twice" if outcome.stopped_early else "done"
-        print(f"{how} at step {outcome.last_step}; {len(outcome.checkpoints)} checkpoints in "
-              f"{out} ({outcome.train_steps_per_s:.1f} training steps/s, "
-              f"{outcome.seconds:.0f} s in all)")
+        how = "stopped: f_mem reached the level twice" if stopped else "done"
+        where = f"; evaluation in {out / 'eval'}" if (out / "eval").exists() else ""
+        print(f"{how} at step {last}; checkpoints in {out}{where} ({speed:.1f} training "
+              f"steps/s, {seconds:.0f} s in all)")
     return 0
 
 
-def memorization_callback(cfg):
-    """nn-ratio on the run's own sampler settings, prepared once on the training set."""
-    from probekit.reference.data import load_splits
-    from probekit.reference.train import ProbeCallback
-    from probekit.registry import get_probe
+def _measures(preset_name: str, metrics: str | None):
+    """The preset's default measures, with ``--metrics`` replacing its quality metrics."""
+    import dataclasses
 
-    train_images = load_splits(cfg.data).train
-    probe = get_probe("nn-ratio")().prepare(train_images)
-    return ProbeCallback([probe], n_samples=cfg.sampler.n_samples, seed=cfg.sampler.seed)
+    from probekit.reference.sweep import default_measures
+
+    measures = default_measures(preset_name)
+    if metrics is None:
+        return measures
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    return dataclasses.replace(
+        measures, metrics=names,
+        settings={k: v for k, v in measures.settings.items() if k in names})
 
 
-__all__ = ["add_reference_arguments", "memorization_callback", "train_command"]
+def sweep_command(args: argparse.Namespace) -> int:
+    """``probekit reference sweep``."""
+    import dataclasses
+
+    from probekit.reference.sweep import format_table, sweep
+
+    measures = _measures(args.preset, args.metrics)
+    changes: dict = {}
+    if args.mem_level is not None:
+        changes["mem_level"] = args.mem_level
+        changes["stop_level"] = min(1.0, 2 * args.mem_level)
+    if args.stop_after_mem is not None:
+        changes["stop_level"] = args.stop_after_mem if args.stop_after_mem > 0 else None
+    if args.min_steps is not None:
+        changes["min_steps"] = args.min_steps
+    measures = dataclasses.replace(measures, **changes)
+    options = {"root": args.data_root} if args.data_root else {}
+    summary = sweep(args.preset, args.n, args.out, jobs=args.jobs, threads=args.threads,
+                    steps=args.steps, seed=args.seed, width=args.width, device=args.device,
+                    measures=measures, data_options=options, quiet=args.quiet)
+    print(format_table(summary))
+    if not args.quiet:
+        print(f"{summary['seconds']:.0f} s; scaling report: "
+              f"{Path(args.out) / 'scaling' / 'report.html'}")
+    return 0
+
+
+__all__ = ["add_reference_arguments", "sweep_command", "train_command"]

@@ -125,6 +125,7 @@ class SamplerConfig:
     seed: int = 0  # seed of the initial noise, the same at every checkpoint
     batch_size: int = 1024  # samples per forward pass
     use_ema: bool = False  # sample with the EMA weights (needs TrainConfig.ema_decay)
+    clip: tuple[float, float] | None = None  # clip each clean estimate to this data range
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def preset(
         )
         schedule = ScheduleConfig(dense_every=50, dense_until=1000, per_decade=12)
         sampler = SamplerConfig(ddim_steps=50, n_samples=256, seed=0, batch_size=256,
-                                use_ema=True)
+                                use_ema=True, clip=(-1.0, 1.0))
         data = DataConfig("digits", n, dict(data_options or {}))
     cfg = RunConfig(name, data, unet, DiffusionConfig(), train, schedule, sampler)
     cfg.validate()

@@ -32,13 +32,15 @@ class DiffusionHandle(ModelHandle):
         Shape of one sample, e.g. ``(1, 32, 32)``.
     ddim_steps, batch_size : int
         Sampler settings.
+    clip : (low, high) or None
+        Clip each step's clean estimate to the data range (``None``: no clipping).
     device : str or torch.device
         Where the network runs.
     """
 
     def __init__(self, model: nn.Module, alpha_bar: torch.Tensor, *, step: int,
                  sample_shape: tuple[int, ...], ddim_steps: int, batch_size: int = 1024,
-                 device: torch.device | str = "cpu"):
+                 clip: tuple[float, float] | None = None, device: torch.device | str = "cpu"):
         self.model = model
         self.step = int(step)
         self.alpha_bar_ = alpha_bar.double().cpu()
@@ -46,13 +48,14 @@ class DiffusionHandle(ModelHandle):
         self.sample_shape = tuple(sample_shape)
         self.ddim_steps = int(ddim_steps)
         self.batch_size = int(batch_size)
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
         self.device = torch.device(device)
 
     def generate(self, n: int, seed: int) -> np.ndarray:
         """``n`` DDIM samples from the initial noise of ``seed`` (identical at every step)."""
         noise = initial_noise(int(n), self.sample_shape, int(seed))
         x = ddim_sample(self.model, noise, self.alpha_bar_, ddim_steps=self.ddim_steps,
-                        batch_size=self.batch_size, device=self.device)
+                        batch_size=self.batch_size, clip=self.clip, device=self.device)
         return x.numpy()
 
     def predict_noise(self, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -33,22 +33,26 @@ def ddim_timesteps(num_timesteps: int, ddim_steps: int) -> list[int]:
 
 
 def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float,
-              alpha_bar_prev: float) -> torch.Tensor:
+              alpha_bar_prev: float, clip: tuple[float, float] | None = None) -> torch.Tensor:
     """One deterministic DDIM update (Song et al. 2021, Eq. 12 with sigma = 0):
     ``x_prev = sqrt(a_prev) x0_hat + sqrt(1 - a_prev) eps`` with
-    ``x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``."""
+    ``x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t)``, optionally clipped to the data range
+    ``clip`` first (as diffusers' ``DDIMScheduler(clip_sample=True)``; ``eps`` is kept)."""
     x0_hat = (x_t - (1.0 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    if clip is not None:
+        x0_hat = x0_hat.clamp(clip[0], clip[1])
     return alpha_bar_prev**0.5 * x0_hat + (1.0 - alpha_bar_prev) ** 0.5 * eps
 
 
 def ddim_sample(model: nn.Module, noise: torch.Tensor, alpha_bar: torch.Tensor, *,
                 ddim_steps: int, batch_size: int = 1024,
+                clip: tuple[float, float] | None = None,
                 device: torch.device | str = "cpu") -> torch.Tensor:
     """Run DDIM from ``noise`` (CPU tensor ``(n, ...)``) to samples, returned on the CPU.
 
     The last update goes to ``alpha_bar = 1`` (Song et al.'s ``alpha_0 := 1``), i.e. returns the
-    clean estimate ``x0_hat``. The result of each sample depends only on its own noise, not on
-    the batch it ran in (up to floating-point reduction order).
+    clean estimate ``x0_hat`` (clipped to ``clip`` when given). Each sample depends only on its
+    own noise, not on the batch it ran in (up to floating-point reduction order).
     """
     steps = ddim_timesteps(len(alpha_bar), ddim_steps)
     abar = [float(a) for a in alpha_bar.double().cpu()]
@@ -62,7 +66,7 @@ def ddim_sample(model: nn.Module, noise: torch.Tensor, alpha_bar: torch.Tensor, 
                 x = noise[start : start + batch_size].to(device)
                 for t, a_prev in zip(steps, targets, strict=True):
                     tt = torch.full((len(x),), t, dtype=torch.long, device=device)
-                    x = ddim_step(x, model(x, tt), abar[t], a_prev)
+                    x = ddim_step(x, model(x, tt), abar[t], a_prev, clip)
                 out.append(x.float().cpu())
     finally:
         model.train(was_training)

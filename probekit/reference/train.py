@@ -274,6 +274,7 @@ def train(
     callback: Callback | None = None,
     stop_after_mem: float | None = None,
     mem_measure: str = "nn-ratio",
+    min_steps: int = 0,
     quiet: bool = False,
 ) -> TrainOutcome:
     """Train (or resume) the run ``cfg`` into ``out``; see the module docstring.
@@ -291,7 +292,8 @@ def train(
         may return the results it computed.
     stop_after_mem : float, optional
         Stop once the callback's ``mem_measure`` headline is ``>= stop_after_mem`` at two
-        consecutive checkpoints.
+        consecutive checkpoints, but not before ``min_steps`` (so that runs of a sweep share a
+        step range long enough to read tau_gen from).
     """
     started = time.perf_counter()
     cfg.validate()
@@ -349,7 +351,8 @@ def train(
     def handle_at(s: int) -> DiffusionHandle:
         return DiffusionHandle(sampling_model, alpha_bar, step=s, sample_shape=sample_shape,
                                ddim_steps=cfg.sampler.ddim_steps,
-                               batch_size=cfg.sampler.batch_size, device=device)
+                               batch_size=cfg.sampler.batch_size, clip=cfg.sampler.clip,
+                               device=device)
 
     log = (out / "stats.jsonl").open("a")
     stopped = False
@@ -387,7 +390,7 @@ def train(
         if not quiet:
             extra = f" {mem_measure}={f_mem:.3f}" if f_mem is not None else ""
             print(f"[{out.name}] checkpoint step {s}/{tc.steps}{extra}", file=sys.stderr)
-        return stop_after_mem is not None and mem_streak >= 2
+        return stop_after_mem is not None and mem_streak >= 2 and s >= min_steps
 
     try:
         if resumed_from is None and 0 in todo:
@@ -446,25 +449,6 @@ def train(
     )
 
 
-class ProbeCallback:
-    """A minimal per-checkpoint callback: generate ``n_samples`` from ``seed`` and run the given
-    (prepared) probes on them. The evaluator's ``SeriesEvaluator`` does this and more (metrics,
-    run store, reports); this one needs nothing but the probes, e.g. for ``stop_after_mem``.
-    """
-
-    def __init__(self, probes: Sequence[Any], *, n_samples: int, seed: int):
-        self.probes = list(probes)
-        self.n_samples = int(n_samples)
-        self.seed = int(seed)
-        self.history: list[tuple[int, list[Result]]] = []
-
-    def __call__(self, step: int, handle: ModelHandle) -> list[Result]:
-        samples = handle.generate(self.n_samples, self.seed)
-        results = [probe.evaluate(samples) for probe in self.probes]
-        self.history.append((step, results))
-        return results
-
-
 def describe(cfg: RunConfig) -> str:
     """One line: preset, n, parameters, optimizer."""
     model = UNet(cfg.unet)
@@ -477,7 +461,6 @@ def describe(cfg: RunConfig) -> str:
 __all__ = [
     "CHECKPOINT_FORMAT",
     "RUN_KIND",
-    "ProbeCallback",
     "TrainOutcome",
     "batch_indices",
     "build_model",

@@ -11,7 +11,7 @@ def test_train_command_writes_a_run_and_stops_after_mem(tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["reference", "train", "--preset", "digits-small", "--n", "16", "--out", str(out),
             "--steps", "50", "--width", "8", "--seed", "2", "--threads", "1",
-            "--stop-after-mem", "0"]
+            "--stop-after-mem", "0", "--metrics", ""]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert "nn-ratio=" in printed.err and printed.out.startswith("stopped")
@@ -21,6 +21,13 @@ def test_train_command_writes_a_run_and_stops_after_mem(tmp_path, capsys):
     # f_mem >= 0 holds at every checkpoint: the run stops at the second one (steps 0, 50)
     assert sorted(p.name for p in out.glob("ckpt-*.pt")) == ["ckpt-00000000.pt",
                                                              "ckpt-00000050.pt"]
+    # evaluated through the evaluator's callback API, with its reports
+    from probekit.store import load_rows
+
+    rows = load_rows(out / "eval")
+    assert {(r["step"], r["measure"]) for r in rows if r["field"] == "f_mem"} == {
+        (0, "nn-ratio"), (50, "nn-ratio")}
+    assert (out / "eval" / "report.html").exists()
 
 
 def test_data_errors_leave_no_run_directory(tmp_path, capsys):

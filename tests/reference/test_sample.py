@@ -60,3 +60,12 @@ def test_ddim_is_deterministic_and_batch_independent():
     assert torch.equal(a, b)
     assert torch.allclose(a, c, atol=1e-5)
     assert model.training
+
+
+def test_clipping_keeps_every_clean_estimate_in_the_data_range():
+    x_star = torch.full((1, 2, 2), 3.0)  # a planted point outside [-1, 1]
+    noise = initial_noise(4, (1, 2, 2), 0)
+    free = ddim_sample(OnePointDenoiser(x_star), noise, ABAR, ddim_steps=10)
+    clipped = ddim_sample(OnePointDenoiser(x_star), noise, ABAR, ddim_steps=10, clip=(-1, 1))
+    assert torch.allclose(free, x_star.expand_as(free), atol=1e-4)
+    assert torch.allclose(clipped, torch.ones_like(clipped))  # the last estimate, clipped

@@ -181,11 +181,15 @@ def _probe_cmd(p: argparse.ArgumentParser) -> Handler:
 @command("demo", help="run the main job on bundled data (no download)")
 def _demo_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default="demo-out", help="output folder")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke version: C = 16 U-Net, n = 16, 32, 64 (about 2 minutes)")
+    p.add_argument("--jobs", type=int, help="runs trained at once (default: one per core)")
 
     def run(args: argparse.Namespace) -> int:
-        from probekit._demo import run_demo
+        # the reference pipeline's digits sweep (issue 4)
+        from probekit.reference.demo import run_demo
 
-        return run_demo(Path(args.out))
+        return run_demo(Path(args.out), quick=args.quick, jobs=args.jobs)
 
     return run
 

@@ -168,3 +168,17 @@ def test_nn_ratio_with_dtw_flags_time_warped_copies():
     assert dtw.evaluate(fresh).value == 0.0
     with pytest.raises(ValidationError, match="metric='dtw'"):
         get_probe("nn-ratio")(metric="dtw", features="ts-rocket").prepare(train).evaluate(fresh)
+
+
+def test_guide_example_runs(fresh_host, capsys):
+    """docs/timeseries.md: the custom-generator example registers, samples and evaluates."""
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "timeseries.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S))
+    assert "register_generators" in code
+    exec(compile(code, "docs/timeseries.md", "exec"), {"__name__": "guide"})
+    out = capsys.readouterr().out
+    copied = float(re.search(r"copied series: ([0-9.]+)", out).group(1))
+    assert copied == 0.0  # a random walk copies nothing

@@ -3,6 +3,8 @@ process, validation."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -55,9 +57,9 @@ def test_splice_pieces_are_exact_copies_of_distinct_series(aligned, train):
     bounds = [0, 13, 27, 40]  # round(j * 40 / 3)
     for s in samples:
         sources = []
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        for a, b in itertools.pairwise(bounds):
             piece = s[a:b]
-            hits = [(i, q) for i in range(30) for q in range(0, 40 - (b - a) + 1)
+            hits = [(i, q) for i in range(30) for q in range(40 - (b - a) + 1)
                     if np.array_equal(train[i, q : q + b - a].astype(np.float32), piece)]
             assert hits, "every piece is cut from a training series"
             if aligned:

@@ -19,7 +19,7 @@ from probekit import FeatureExtractor, MeasureSettings, Metric, Result, hookimpl
 from probekit._validation import check_array
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches, resolve_extractor
-from probekit.stats import StreamingMoments, frechet_terms
+from probekit.stats import StreamingMoments, frechet_terms, psd_sqrt_factor
 
 
 def parse_json_object(value: Any) -> Any:
@@ -121,8 +121,13 @@ class FrechetDistance(FeatureMetric):
     def prepare(self, reference: np.ndarray) -> FrechetDistance:
         """Float64 moments of the reference features (computed once, reused per checkpoint)."""
         feats = self.features_of(reference, "reference")
-        self.reference_moments_ = StreamingMoments().update(feats)
-        self._require_two("reference", self.reference_moments_.n)
+        return self._set_reference(StreamingMoments().update(feats))
+
+    def _set_reference(self, moments: StreamingMoments) -> FrechetDistance:
+        self._require_two("reference", moments.n)
+        self.reference_moments_ = moments
+        # the square-root factor of the reference covariance, shared by every checkpoint
+        self.reference_factor_ = psd_sqrt_factor(moments.covariance())
         self.reset()
         return self
 
@@ -132,9 +137,7 @@ class FrechetDistance(FeatureMetric):
         return self.reference_moments_.to_state()
 
     def load_reference_state(self, state: dict[str, np.ndarray]) -> FrechetDistance:
-        self.reference_moments_ = StreamingMoments.from_state(state)
-        self.reset()
-        return self
+        return self._set_reference(StreamingMoments.from_state(state))
 
     def reset(self) -> None:
         self._samples = StreamingMoments()
@@ -150,7 +153,8 @@ class FrechetDistance(FeatureMetric):
         ref, gen = self.reference_moments_, self._samples
         self._require_two("samples", gen.n)
         mean_term, covariance_term = frechet_terms(
-            ref.mean, ref.covariance(), gen.mean, gen.covariance()
+            ref.mean, ref.covariance(), gen.mean, gen.covariance(),
+            factor1=self.reference_factor_,
         )
         d = ref.n_features
         return Result(

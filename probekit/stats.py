@@ -172,31 +172,50 @@ def _check_moments(mean: np.ndarray, cov: np.ndarray, name: str) -> tuple[np.nda
     return mean, (cov + cov.T) / 2.0
 
 
-def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray) -> float:
+def psd_sqrt_factor(cov: np.ndarray) -> np.ndarray:
+    """``B`` of shape ``(d, r)`` with ``cov = B @ B.T``: the eigenvectors of the symmetric PSD
+    ``cov`` scaled by the square roots of their eigenvalues, keeping the ``r`` eigenvalues
+    above the numerical-rank tolerance. Computed once per reference set (see
+    :func:`trace_sqrt_product`); ``r`` is at most ``n_samples - 1`` of that set."""
+    w, U = np.linalg.eigh((cov + cov.T) / 2.0)
+    w = _drop_below_rank_tolerance(w)
+    keep = w > 0
+    return U[:, keep] * np.sqrt(w[keep])
+
+
+def trace_sqrt_product(
+    cov1: np.ndarray, cov2: np.ndarray, *, factor1: np.ndarray | None = None
+) -> float:
     """``Tr sqrt(cov1 @ cov2)`` for symmetric positive semi-definite ``cov1``, ``cov2``.
 
-    ``cov1 @ cov2`` is similar to the symmetric PSD matrix ``M = cov1^½ cov2 cov1^½``, so its
-    square root has the trace ``sum(sqrt(eig(M)))``. With ``cov1 = U diag(w) U^T``,
-    ``M ~ diag(√w) (U^T cov2 U) diag(√w)``: two symmetric eigendecompositions (LAPACK
-    ``syevd``), no complex arithmetic. Eigenvalues below the numerical-rank tolerance
-    ``d * eps * max(eig)`` (the one ``np.linalg.matrix_rank`` uses) are set to 0: they are
-    rounding noise of size ``eps * ||M||`` whose square roots, summed over the null space of a
-    rank-deficient covariance (fewer samples than dimensions, the usual FID case), would
-    otherwise bias the trace upwards. Near-singular covariances are therefore harmless, unlike
-    the general Schur ``sqrtm`` of the non-symmetric product, which can return an imaginary
-    component or non-finite values there.
+    With ``cov1 = B B^T`` (:func:`psd_sqrt_factor`), the non-zero eigenvalues of ``cov1 cov2``
+    are those of the symmetric PSD ``M = B^T cov2 B`` (``r × r``), so the trace of the square
+    root is ``sum(sqrt(eig(M)))``: one symmetric eigendecomposition of ``cov1`` (reusable:
+    pass ``factor1`` to skip it, e.g. for a fixed reference set) and one of ``M``; no complex
+    arithmetic. Eigenvalues below the numerical-rank tolerance ``d * eps * max(eig)`` (the one
+    ``np.linalg.matrix_rank`` uses) are set to 0: they are rounding noise of size
+    ``eps * ||M||`` whose square roots, summed over the null space of a rank-deficient
+    covariance (fewer samples than dimensions, the usual FID case), would otherwise bias the
+    trace upwards. Near-singular covariances are therefore harmless, unlike the general Schur
+    ``sqrtm`` of the non-symmetric product, which can return an imaginary component or
+    non-finite values there.
     """
-    w, U = np.linalg.eigh(cov1)
-    root_w = np.sqrt(_drop_below_rank_tolerance(w))
-    M = (U.T @ cov2 @ U) * root_w[:, None] * root_w[None, :]
+    B = psd_sqrt_factor(cov1) if factor1 is None else np.asarray(factor1, dtype=np.float64)
+    if B.ndim != 2 or B.shape[0] != len(cov2):
+        raise ValidationError(
+            f"trace_sqrt_product: factor1 must have shape (d, r) with d = {len(cov2)}; got "
+            f"{B.shape}. Use psd_sqrt_factor(cov1)."
+        )
+    M = B.T @ cov2 @ B
     eig = np.linalg.eigvalsh((M + M.T) / 2.0)
-    return float(np.sqrt(_drop_below_rank_tolerance(eig)).sum())
+    return float(np.sqrt(_drop_below_rank_tolerance(eig, size=len(cov2))).sum())
 
 
-def _drop_below_rank_tolerance(eig: np.ndarray) -> np.ndarray:
-    """Eigenvalues of a symmetric PSD matrix with rounding noise (|λ| <= d·eps·λmax) set to 0."""
+def _drop_below_rank_tolerance(eig: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Eigenvalues of a symmetric PSD matrix of order ``size`` (default ``len(eig)``) with
+    rounding noise (``|λ| <= size·eps·λmax``) set to 0."""
     top = float(eig.max(initial=0.0))
-    tol = len(eig) * np.finfo(np.float64).eps * top
+    tol = (size or len(eig)) * np.finfo(np.float64).eps * top
     return np.where(eig > tol, eig, 0.0)
 
 
@@ -216,10 +235,16 @@ def frechet_distance(
 
 
 def frechet_terms(
-    mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray
+    mean1: np.ndarray,
+    cov1: np.ndarray,
+    mean2: np.ndarray,
+    cov2: np.ndarray,
+    *,
+    factor1: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """The two parts of :func:`frechet_distance`: ``||mean1 - mean2||²`` and
-    ``Tr(cov1 + cov2 - 2 sqrt(cov1 cov2))`` (validated, float64; one square root)."""
+    ``Tr(cov1 + cov2 - 2 sqrt(cov1 cov2))`` (validated, float64). ``factor1`` is
+    ``psd_sqrt_factor(cov1)`` when already known (a reference set reused per checkpoint)."""
     mean1, cov1 = _check_moments(mean1, cov1, "first")
     mean2, cov2 = _check_moments(mean2, cov2, "second")
     if mean1.shape != mean2.shape:
@@ -228,5 +253,6 @@ def frechet_terms(
             f"{len(mean1)} and {len(mean2)}. Use one feature extractor for both."
         )
     diff = mean1 - mean2
-    covariance_term = np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt_product(cov1, cov2)
+    tr_sqrt = trace_sqrt_product(cov1, cov2, factor1=factor1)
+    covariance_term = np.trace(cov1) + np.trace(cov2) - 2.0 * tr_sqrt
     return float(diff @ diff), float(covariance_term)

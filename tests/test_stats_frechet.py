@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from probekit.errors import ValidationError
-from probekit.stats import StreamingMoments, frechet_distance, trace_sqrt_product
+from probekit.stats import (
+    StreamingMoments,
+    frechet_distance,
+    frechet_terms,
+    psd_sqrt_factor,
+    trace_sqrt_product,
+)
 
 
 def pytorch_fid_distance(m1, s1, m2, s2):
@@ -149,6 +155,25 @@ def test_identical_is_zero_and_order_does_not_matter():
         frechet_distance(m2, s2, m1, s1), rel=1e-10
     )
     assert trace_sqrt_product(s1, s1) == pytest.approx(np.trace(s1), rel=1e-10)
+
+
+def test_reference_factor_is_low_rank_and_reusable():
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(12, 40)), rng.normal(size=(15, 40)) + 0.2
+    s1, s2 = np.cov(X, rowvar=False), np.cov(Y, rowvar=False)
+    B = psd_sqrt_factor(s1)
+    assert B.shape == (40, 11)  # rank n - 1: the per-checkpoint problem is 11 × 11
+    np.testing.assert_allclose(B @ B.T, s1, atol=1e-12)
+    direct = frechet_terms(X.mean(0), s1, Y.mean(0), s2)
+    reused = frechet_terms(X.mean(0), s1, Y.mean(0), s2, factor1=B)
+    assert reused == pytest.approx(direct, rel=1e-12)
+    assert sum(direct) == pytest.approx(exact_low_rank_distance(X, Y), rel=1e-9)
+    assert psd_sqrt_factor(np.zeros((3, 3))).shape == (3, 0)
+    assert frechet_distance(np.zeros(3), np.zeros((3, 3)), np.ones(3), np.eye(3)) == (
+        pytest.approx(3.0 + 3.0)
+    )
+    with pytest.raises(ValidationError, match="factor1 must have shape"):
+        trace_sqrt_product(s1, s2, factor1=B[:5])
 
 
 def test_mismatched_dimensions_are_an_error():

@@ -83,6 +83,23 @@ class UNetConfig:
 
 
 @dataclass(frozen=True)
+class MLPConfig:
+    """Shape of the residual-MLP noise predictor for vector data (:mod:`probekit.reference.mlp`,
+    the Gaussian-mixture experiment)."""
+
+    dim: int = 8  # dimension of one sample
+    width: int = 128  # W: hidden width
+    blocks: int = 3  # residual blocks
+    num_timesteps: int = 1000  # rows of the frozen sinusoidal time table (= diffusion T)
+
+    def validate(self) -> None:
+        """Raise :class:`ValidationError` for a shape the network cannot be built with."""
+        for name in ("dim", "width", "blocks", "num_timesteps"):
+            if getattr(self, name) < 1:
+                raise ValidationError(f"MLPConfig: {name} must be >= 1; got {getattr(self, name)}.")
+
+
+@dataclass(frozen=True)
 class DiffusionConfig:
     """The DDPM forward process (Ho et al. 2020)."""
 
@@ -152,6 +169,7 @@ class RunConfig:
     train: TrainConfig  # optimisation
     schedule: ScheduleConfig  # checkpoint steps
     sampler: SamplerConfig  # sampling for the probes
+    mlp: MLPConfig | None = None  # a residual MLP instead of the U-Net (vector data)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dictionary (tuples become lists)."""
@@ -179,16 +197,20 @@ class RunConfig:
             train=build(TrainConfig, d["train"]),
             schedule=build(ScheduleConfig, d["schedule"]),
             sampler=build(SamplerConfig, d["sampler"]),
+            mlp=build(MLPConfig, d["mlp"]) if d.get("mlp") else None,
         )
 
     def validate(self) -> None:
         """Check the parts against each other."""
         self.unet.validate()
         who = "RunConfig"
-        if self.unet.num_timesteps != self.diffusion.num_timesteps:
+        net = self.mlp if self.mlp is not None else self.unet
+        if self.mlp is not None:
+            self.mlp.validate()
+        if net.num_timesteps != self.diffusion.num_timesteps:
             raise ValidationError(
-                f"{who}: unet.num_timesteps must equal diffusion.num_timesteps; got "
-                f"{self.unet.num_timesteps} and {self.diffusion.num_timesteps}."
+                f"{who}: the network's num_timesteps must equal diffusion.num_timesteps; got "
+                f"{net.num_timesteps} and {self.diffusion.num_timesteps}."
             )
         if self.train.optimizer not in ("sgd", "adam"):
             raise ValidationError(
@@ -280,6 +302,7 @@ __all__ = [
     "PRESETS",
     "DataConfig",
     "DiffusionConfig",
+    "MLPConfig",
     "RunConfig",
     "SamplerConfig",
     "ScheduleConfig",

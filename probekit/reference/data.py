@@ -82,11 +82,9 @@ def celeba_cache_path(files: list[Path], size: int, cache_dir: str | Path | None
 
 
 def default_cache_dir() -> Path:
-    """``$PROBEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/probekit``, else ``~/.cache/probekit``."""
-    if os.environ.get("PROBEKIT_CACHE_DIR"):
-        return Path(os.environ["PROBEKIT_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "probekit"
+    """``$PROBEKIT_CACHE_DIR``, else ``~/.cache/probekit`` (as every probekit cache)."""
+    env = os.environ.get("PROBEKIT_CACHE_DIR", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "probekit"
 
 
 def load_celeba_images(root: str | Path, *, size: int = 32, cache_dir: str | Path | None = None,

@@ -19,14 +19,17 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from probekit.base import DatasetSplits
 from probekit.errors import MissingResourceError, ValidationError
 from probekit.io import atomic_write_bytes
 from probekit.reference.config import DataConfig
+
+if TYPE_CHECKING:  # torch is imported where used, so that loading the plugins stays light
+    import torch
 
 CELEBA_FOLDER = "img_align_celeba"
 CELEBA_N_HOLDOUT = 2048
@@ -93,6 +96,8 @@ def load_celeba_images(root: str | Path, *, size: int = 32, cache_dir: str | Pat
 
     The first call decodes the JPEGs and writes the cache atomically; later calls read it.
     """
+    import torch
+
     files = find_celeba_images(root)
     cache = celeba_cache_path(files, size, cache_dir)
     if cache.exists():

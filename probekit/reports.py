@@ -653,9 +653,11 @@ def write_reports(
                 title="generated (top) vs nearest training sample (bottom); d1/d2 under each "
                 "pair, red = memorized (d1/d2 < k)",
             )
-        else:
+        elif panels[0].generated.ndim == 3:
             images["neighbors.png"] = plotting.plot_neighbor_overlays(
                 panels, title="generated series vs nearest training series")
+        else:  # feature vectors (n, d), e.g. the Gaussian-mixture runs: no picture to draw
+            a.notes.append("no nearest-neighbour plot: samples are feature vectors")
 
     files = {"results_csv": "results.csv", "summary_json": "summary.json",
              "report_html": "report.html", "plots": [f"plots/{k}" for k in images]}

@@ -11,6 +11,8 @@ Presets (``preset(name, n=...)``):
   C and 2C (C = 32), one residual block per level, two in the middle, no attention; Adam lr 1e-3,
   batch 64 drawn with replacement, EMA 0.99 for sampling; 256 DDIM-50 samples per checkpoint.
 * ``digits-small`` — ``digits`` with C = 16, for smoke tests.
+* ``gmm``, ``gmm-small`` — the Gaussian-mixture experiment (vectors in d = 8, the residual MLP of
+  ``RunConfig.mlp`` instead of the U-Net); defined in :mod:`probekit.reference.gmm`.
 
 Every config turns into plain JSON (``to_dict``) and back (``RunConfig.from_dict``), which is
 what checkpoints and ``config.json`` carry.
@@ -25,7 +27,7 @@ from typing import Any
 
 from probekit.errors import UnknownNameError, ValidationError
 
-PRESETS = ("celeba32", "digits", "digits-small")
+PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small")
 
 
 @dataclass(frozen=True)
@@ -270,6 +272,11 @@ def preset(
     """
     if name not in PRESETS:
         raise UnknownNameError(f"unknown preset {name!r}. Known presets: {', '.join(PRESETS)}.")
+    if name in ("gmm", "gmm-small"):  # vector data and the residual MLP: see gmm.py
+        from probekit.reference.gmm import gmm_preset
+
+        return gmm_preset(name, n=n, width=width, optimizer=optimizer, lr=lr, steps=steps,
+                          seed=seed, data_options=data_options)
     if name == "celeba32":
         unet = UNetConfig(base_width=width or 32)
         optimizer = optimizer or "sgd"

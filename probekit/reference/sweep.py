@@ -52,6 +52,10 @@ def default_measures(preset_name: str) -> SweepMeasures:
     if preset_name == "celeba32":
         return SweepMeasures(metrics=("fid",), mem_level=0.01, stop_level=0.02,
                              min_steps=200_000)
+    if preset_name in ("gmm", "gmm-small"):  # nn-ratio and the exact MMD to the mixture
+        from probekit.reference.gmm import gmm_measures
+
+        return gmm_measures()
     return SweepMeasures(metrics=("fd",), settings={"fd": {"features": "digits-cnn"}},
                          mem_level=0.05, stop_level=0.10, min_steps=1000)
 

@@ -94,12 +94,28 @@ def batch_indices(step: int, n: int, cfg: TrainConfig) -> torch.Tensor:
 # -- model, optimizer, checkpoints -----------------------------------------------------------
 
 
-def build_model(cfg: RunConfig) -> UNet:
-    """The U-Net of ``cfg``, initialised from ``cfg.train.seed``."""
+def build_model(cfg: RunConfig) -> nn.Module:
+    """The network of ``cfg`` (the U-Net, or the residual MLP when ``cfg.mlp`` is set),
+    initialised from ``cfg.train.seed``."""
     cfg.validate()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
-        return UNet(cfg.unet)
+        return _network(cfg)
+
+
+def _network(cfg: RunConfig) -> nn.Module:
+    if cfg.mlp is not None:
+        from probekit.reference.mlp import ScoreMLP
+
+        return ScoreMLP(cfg.mlp)
+    return UNet(cfg.unet)
+
+
+def network_sample_shape(cfg: RunConfig) -> tuple[int, ...]:
+    """Shape of one training sample the network of ``cfg`` takes."""
+    if cfg.mlp is not None:
+        return (cfg.mlp.dim,)
+    return (cfg.unet.in_channels, *([cfg.unet.resolution] * cfg.unet.dims))
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -144,10 +160,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu"
-                          ) -> tuple[UNet, RunConfig]:
+                          ) -> tuple[nn.Module, RunConfig]:
     """The sampling network of a checkpoint (EMA weights when the run samples with them)."""
     cfg = RunConfig.from_dict(ckpt["config"])
-    model = UNet(cfg.unet)
+    model = _network(cfg)
     model.load_state_dict(ckpt["weights"])
     return model.to(device).eval(), cfg
 
@@ -199,7 +215,8 @@ def run_config_json(cfg: RunConfig, *, device: str) -> dict[str, Any]:
         "dataset": cfg.data.dataset,
         "dataset_settings": cfg.data.settings(),
         "n_train": cfg.data.n_train,
-        "modality": "image" if cfg.unet.dims == 2 else "timeseries",
+        "modality": ("features" if cfg.mlp is not None else
+                     "image" if cfg.unet.dims == 2 else "timeseries"),
         "n_samples": cfg.sampler.n_samples,
         "seed": cfg.train.seed,
         "sample_seed": cfg.sampler.seed,
@@ -311,7 +328,7 @@ def train(
     from probekit.reference.data import load_splits
 
     splits = load_splits(cfg.data)  # before the run directory exists: a data error leaves none
-    expected = (cfg.unet.in_channels, *([cfg.unet.resolution] * cfg.unet.dims))
+    expected = network_sample_shape(cfg)
     if tuple(splits.train.shape[1:]) != expected:
         raise ValidationError(
             f"reference train: dataset {cfg.data.dataset!r} has samples of shape "
@@ -451,7 +468,7 @@ def train(
 
 def describe(cfg: RunConfig) -> str:
     """One line: preset, n, parameters, optimizer."""
-    model = UNet(cfg.unet)
+    model = _network(cfg)
     return (f"{cfg.preset}: n={cfg.data.n_train}, {count_parameters(model):,} parameters "
             f"({count_parameters(model, trainable_only=True):,} trainable), "
             f"{cfg.train.optimizer} lr={cfg.train.lr}, batch={cfg.train.batch_size}, "
@@ -471,6 +488,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "model_from_checkpoint",
+    "network_sample_shape",
     "run_config_json",
     "train",
 ]

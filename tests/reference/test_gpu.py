@@ -12,9 +12,8 @@ from probekit_plugins.ddpm_adapter import DDPMAdapter
 from probekit.reference.train import list_checkpoints, train
 from probekit.types import Checkpoint
 
-pytestmark = pytest.mark.gpu
 
-
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_training_and_sampling_run_on_cuda_like_on_cpu(tmp_path, tiny):
     cfg = tiny(n=8, steps=20)
@@ -33,3 +32,12 @@ def test_training_and_sampling_run_on_cuda_like_on_cpu(tmp_path, tiny):
     assert np.isfinite(on_gpu).all()
     # same weights, same initial noise: the devices agree up to float rounding
     assert np.allclose(on_gpu, on_cpu, atol=1e-3 * max(1.0, np.abs(on_cpu).max()))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_asking_for_cuda_without_one_is_a_clear_error(tmp_path, tiny):
+    from probekit.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="no CUDA device"):
+        train(tiny(n=8, steps=10), tmp_path / "run", device="cuda", quiet=True)
+    assert not (tmp_path / "run").exists()

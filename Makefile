@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	# pinned pair: runs on the CPU and imports beside each other (see README)
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# optional extras too, so that their tests run (UCR data from sktime's wheel, diffusers adapter)
+	$(BIN)/python -m pip install --quiet -e '.[dev,timeseries,diffusers]'
 	touch $@
 
 demo: $(BIN)/.installed

@@ -729,6 +729,7 @@ class _ResolvedSeries:
     dataset_settings: dict[str, Any] | None
     out: Path | None
     full: Series | None = None  # before --steps selected from it
+    n_samples: int | None = None  # default of a reference run: what its training evaluated
 
 
 def resolve_series(
@@ -757,7 +758,7 @@ def resolve_series(
             return _ResolvedSeries(
                 found, adapter or reference.get("adapter", "ddpm"), adapter_settings,
                 reference.get("dataset"), reference.get("dataset_settings") or {},
-                path / REFERENCE_EVAL_DIR, full,
+                path / REFERENCE_EVAL_DIR, full, reference.get("n_samples"),
             )
         return _ResolvedSeries(found, adapter or found.default_adapter, adapter_settings,
                                None, None, None, full)
@@ -872,6 +873,8 @@ def evaluate_series(
     from probekit.registry import get_adapter
 
     adapter_obj = get_adapter(resolved.adapter)(resolved.adapter_settings)
+    if n_samples is None:
+        n_samples = resolved.n_samples
     n = _resolve_n_samples(n_samples, resolved.full or resolved.series, adapter_obj)
     evaluator = SeriesEvaluator(
         out, train=train, holdout=holdout, dataset=dataset, dataset_settings=dataset_settings,

@@ -421,15 +421,15 @@ def test_a_reference_run_directory_brings_its_own_defaults(tmp_path, fresh_host)
     run.mkdir()
     (run / "config.json").write_text(json.dumps({
         "kind": "probekit-reference-run", "adapter": "fake-ddpm", "dataset": "digits",
-        "dataset_settings": {"n_train": 32}}))
+        "dataset_settings": {"n_train": 32}, "n_samples": 30}))
     for step in (0, 100, 200):
         (run / f"ckpt-{step:08d}.pt").write_bytes(b"fake")
     (run / "stats.jsonl").write_text("")
-    assert main(["evaluate", str(run), "--probes", "nn-ratio", "--n-samples", "30",
-                 "--no-report", "--quiet"]) == 0
+    assert main(["evaluate", str(run), "--probes", "nn-ratio", "--no-report", "--quiet"]) == 0
     out = run / "eval"
     config = load_config(out)
     assert (config["adapter"], config["dataset"], config["n_train"]) == ("fake-ddpm", "digits", 32)
+    assert config["n_samples"] == 30  # what the training run evaluated, not the generic 1000
     assert config["dataset_settings"] == {"n_train": 32}
     f_mem = {r["step"]: r["value"] for r in load_rows(out) if r["field"] == "f_mem"}
     assert f_mem[0] < 0.2 and f_mem[100] == f_mem[200] == 1.0  # copies of the first 32

@@ -9,6 +9,11 @@ norms folded into the convolutions, symmetric eigendecompositions for the square
 Also timed, to be fair to pytorch-fid: its best use, with the reference statistics saved once
 (``--save-stats``) and each checkpoint compared against the ``.npz``.
 
+Every route runs on one CPU thread (``OMP_NUM_THREADS=1`` for the CLI, one torch and one BLAS
+thread here) and the routes are interleaved checkpoint by checkpoint, so that the load of a
+shared machine falls on all of them alike. The ratios are what to read; absolute seconds
+depend on the machine.
+
 The real Inception weights cannot be fetched here, so a seeded random state dict with the same
 keys and shapes stands in for them (``write_random_weights``), in a temporary torch hub cache
 that both routes read. The values are therefore not FIDs of anything; the point is that both
@@ -43,6 +48,7 @@ def checkpoint_samples(pool: np.ndarray, n: int, noise: float, seed: int) -> np.
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> str:
+    """``python -m pytorch_fid ARGS`` on the CPU; its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "pytorch_fid", *args, "--device", "cpu", "--num-workers", "0"],
         capture_output=True, text=True, env=env, check=True,
@@ -64,6 +70,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-fid-"))
     os.environ["TORCH_HOME"] = str(work / "torch")
     os.environ.pop("PROBEKIT_INCEPTION_WEIGHTS", None)
+    import torch
     from probekit_plugins.digits import load_digits_pool
     from probekit_plugins.fid import FrechetInceptionDistance
     from probekit_plugins.inception import (
@@ -72,10 +79,14 @@ def main() -> None:
         save_png_folder,
         write_random_weights,
     )
+    from threadpoolctl import threadpool_limits
 
     write_random_weights(default_weights_path(), seed=0)
     assert default_weights_path().name == WEIGHTS_FILENAME
-    env = {**os.environ}
+    one_thread = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, **one_thread}
+    torch.set_num_threads(1)
+    limits = threadpool_limits(1)
 
     pool, holdout = load_digits_pool()
     reference = holdout[: args.n_reference]
@@ -83,37 +94,40 @@ def main() -> None:
     series = [checkpoint_samples(pool, args.n_samples, s, seed=i) for i, s in enumerate(noises)]
     vr = (-1.0, 1.0)
 
-    # -- the paper's route: PNGs + `python -m pytorch_fid REF SAMPLES` per checkpoint ----------
-    start = time.perf_counter()
+    # once per run: the reference PNGs (paper route), the reference statistics (pytorch-fid's
+    # --save-stats; probekit's prepare)
+    t = time.perf_counter()
     save_png_folder(reference, work / "reference", value_range=vr)
-    paper, paper_times = [], []
+    paper_once = time.perf_counter() - t
+    t = time.perf_counter()
+    run_cli(["--save-stats", str(work / "reference"), str(work / "reference.npz")], env)
+    stats_once = time.perf_counter() - t
+    t = time.perf_counter()
+    fid = FrechetInceptionDistance(value_range=vr).prepare(reference)
+    prepare_seconds = time.perf_counter() - t
+
+    paper, paper_times, stats_route, stats_times, ours, ours_times = [], [], [], [], [], []
     for i, samples in enumerate(series):
+        # the paper's route: PNGs + `python -m pytorch_fid REF_DIR SAMPLES_DIR`
         t = time.perf_counter()
         save_png_folder(samples, work / f"ckpt{i}", value_range=vr)
         out = run_cli([str(work / "reference"), str(work / f"ckpt{i}")], env)
         paper.append(float(re.search(r"FID:\s+(\S+)", out).group(1)))
         paper_times.append(time.perf_counter() - t)
-    paper_total = time.perf_counter() - start
-
-    # -- pytorch-fid at its best: reference statistics saved once ------------------------------
-    start = time.perf_counter()
-    run_cli(["--save-stats", str(work / "reference"), str(work / "reference.npz")], env)
-    stats_route = []
-    for i in range(len(series)):  # the PNGs exist already; writing them was timed above
+        # pytorch-fid at its best: saved reference statistics (the PNGs are already written;
+        # writing them is counted in the paper route only)
+        t = time.perf_counter()
         out = run_cli([str(work / "reference.npz"), str(work / f"ckpt{i}")], env)
         stats_route.append(float(re.search(r"FID:\s+(\S+)", out).group(1)))
-    stats_total = time.perf_counter() - start
-
-    # -- probekit: reference prepared once, checkpoints evaluated in memory ---------------------
-    start = time.perf_counter()
-    fid = FrechetInceptionDistance(value_range=vr).prepare(reference)
-    prepare_seconds = time.perf_counter() - start
-    ours, ours_times = [], []
-    for samples in series:
+        stats_times.append(time.perf_counter() - t)
+        # probekit: in memory against the prepared reference
         t = time.perf_counter()
         ours.append(fid.evaluate(samples).value)
         ours_times.append(time.perf_counter() - t)
-    ours_total = time.perf_counter() - start
+    limits.unregister()
+    paper_total = paper_once + sum(paper_times)
+    stats_total = stats_once + sum(stats_times)
+    ours_total = prepare_seconds + sum(ours_times)
 
     diffs = [abs(a - b) for a, b in zip(ours, paper, strict=True)]
     report = {
@@ -133,8 +147,9 @@ def main() -> None:
         "seconds_probekit_per_checkpoint": ours_times,
         "speedup_vs_paper_route": paper_total / ours_total,
         "speedup_vs_saved_stats": stats_total / ours_total,
-        "speedup_one_checkpoint_with_reference": paper_times[0] / (prepare_seconds + ours_times[0]),
-        "threads": os.cpu_count(),
+        "speedup_one_checkpoint_with_reference": (paper_once + paper_times[0])
+        / (prepare_seconds + ours_times[0]),
+        "threads_per_route": 1,
     }
     print(f"{args.checkpoints} checkpoints × {args.n_samples} samples, {args.n_reference} "
           "reference images (random-weights Inception)")

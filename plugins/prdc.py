@@ -8,10 +8,10 @@ With ``r_i`` the distance from real sample ``x_i`` to its k-th nearest other rea
 - density   = ``1/(k M) Σ_j #{i : |y_j - x_i| < r_i}`` (how many real balls hold each sample)
 - coverage  = fraction of real ``x_i`` whose nearest generated sample is inside ``x_i``'s ball
 
-Strict inequalities, as in the authors' code (clovaai/generative-evaluation-prdc). All
-neighbour searches go through :mod:`probekit.neighbors` (exact float64 distances): the
-"inside some ball" counts are exact range queries built from k-nearest-neighbour searches whose
-``K`` doubles until the K-th neighbour lies beyond the largest radius.
+Strict inequalities, as in the authors' code (clovaai/generative-evaluation-prdc). The
+k-nearest-neighbour searches (radii, coverage) go through :mod:`probekit.neighbors` (exact
+float64 distances); the "inside some ball" counts are exact range queries computed block by
+block (:func:`count_inside_balls`), with memory bounded by the block size.
 """
 
 from __future__ import annotations
@@ -33,25 +33,35 @@ def kth_neighbor_radii(index: NearestNeighborIndex, points: np.ndarray, k: int) 
 
 
 def count_inside_balls(
-    queries: np.ndarray, index: NearestNeighborIndex, radii: np.ndarray, *, k_start: int = 16
+    queries: np.ndarray, points: np.ndarray, radii: np.ndarray, *, block: int = 1024
 ) -> np.ndarray:
-    """``#{i : |q - p_i| < radii[i]}`` for each query ``q`` and indexed points ``p_i`` (exact).
+    """``#{i : |q - p_i| < radii[i]}`` for each query ``q`` (exact float64 distances).
 
-    A K-nearest-neighbour search answers the range query once the K-th neighbour is at least
-    ``max(radii)`` away (no farther point can be inside its ball); otherwise K doubles.
+    A range query with one radius per ball, which a k-nearest-neighbour search cannot answer
+    without visiting almost every point in high dimension. Blocks of queries are compared with
+    all points through ``|q|² + |p|² - 2 q·p`` (centred, float64, BLAS); the rare pairs whose
+    squared distance lies within the rounding bound of a ball's border are recomputed from the
+    differences, so the decision is the one of the exact distance, as in :mod:`probekit.neighbors`.
     """
-    n_ref = index.n_reference
-    r_max = float(radii.max())
-    counts = np.zeros(len(queries), dtype=np.int64)
-    pending = np.arange(len(queries))
-    K = min(n_ref, max(1, k_start))
-    while pending.size:
-        dist, idx = index.search(queries[pending], K)
-        inside = (dist < radii[idx]).sum(axis=1)
-        done = (dist[:, -1] >= r_max) | (n_ref == K)
-        counts[pending[done]] = inside[done]
-        pending = pending[~done]
-        K = min(n_ref, 2 * K)
+    center = points.mean(axis=0)
+    P = np.asarray(points, dtype=np.float64) - center
+    Q = np.asarray(queries, dtype=np.float64) - center
+    p_sq = np.einsum("ij,ij->i", P, P)
+    r = np.asarray(radii, dtype=np.float64)
+    r_sq = r * r
+    scale = 2.0 * (P.shape[1] + 4) * np.finfo(np.float64).eps
+    counts = np.zeros(len(Q), dtype=np.int64)
+    for s in range(0, len(Q), block):
+        q = Q[s : s + block]
+        q_sq = np.einsum("ij,ij->i", q, q)
+        d_sq = q_sq[:, None] + p_sq[None, :] - 2.0 * (q @ P.T)
+        err = scale * (q_sq[:, None] + p_sq[None, :]) + 4 * np.finfo(np.float64).eps * r_sq
+        inside = d_sq < r_sq - err
+        rows, cols = np.nonzero(np.abs(d_sq - r_sq) <= err)
+        if rows.size:  # too close to the border to trust the expansion: exact differences
+            diff = q[rows] - P[cols]
+            inside[rows, cols] = np.sqrt(np.einsum("ij,ij->i", diff, diff)) < r[cols]
+        counts[s : s + block] = inside.sum(axis=1)
     return counts
 
 
@@ -74,8 +84,8 @@ def compute_prdc(*, real: np.ndarray, generated: np.ndarray, k: int = 5) -> dict
 
 
 def _prdc_from(real, generated, real_index, real_radii, gen_index, gen_radii, k):
-    real_balls_holding = count_inside_balls(generated, real_index, real_radii, k_start=4 * k)
-    gen_balls_holding = count_inside_balls(real, gen_index, gen_radii, k_start=4 * k)
+    real_balls_holding = count_inside_balls(generated, real, real_radii)
+    gen_balls_holding = count_inside_balls(real, generated, gen_radii)
     nearest_generated, _ = gen_index.search(real, 1)
     return {
         "precision": float((real_balls_holding > 0).mean()),

@@ -54,19 +54,21 @@ def test_equals_brute_force(k):
         assert got[key] == pytest.approx(want[key], abs=1e-12), key
 
 
-def test_range_counts_need_more_than_the_first_neighbours():
-    # one huge ball (an outlier's) forces the search beyond its first K candidates
+def test_range_counts_are_exact_at_the_border():
+    # balls of very different sizes, queries placed exactly on some borders (radius = the
+    # float64 distance, so `<` must say no) and a point mass far from the origin (cancellation
+    # in |q|² + |p|² - 2 q·p)
     rng = np.random.default_rng(1)
-    from probekit.neighbors import NearestNeighborIndex
-
-    points = rng.normal(size=(200, 2))
-    radii = np.full(200, 0.3)
-    radii[0] = 10.0
-    queries = rng.normal(size=(30, 2))
+    points = 1e3 + rng.normal(size=(200, 3))
+    queries = 1e3 + rng.normal(size=(40, 3))
     d = np.sqrt(((queries[:, None] - points[None]) ** 2).sum(-1))
+    radii = rng.uniform(0.2, 2.0, 200)
+    radii[0] = 10.0
+    radii[1:21] = d[np.arange(20), np.arange(1, 21)]  # query j sits on ball j+1's border
     want = (d < radii[None, :]).sum(axis=1)
-    got = count_inside_balls(queries, NearestNeighborIndex(points), radii, k_start=2)
-    np.testing.assert_array_equal(got, want)
+    for block in (7, 1024):
+        np.testing.assert_array_equal(count_inside_balls(queries, points, radii, block=block),
+                                      want)
 
 
 def test_mode_collapse_pins_which_set_is_which():

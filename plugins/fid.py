@@ -12,8 +12,10 @@ with :func:`probekit_plugins.inception.save_png_folder` (tested to 1e-3).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
+import numpy as np
 import pydantic
 from probekit_plugins.fd import FrechetDistance
 from probekit_plugins.inception import (
@@ -23,8 +25,12 @@ from probekit_plugins.inception import (
     parse_value_range,
 )
 
-from probekit import FeatureExtractor, MeasureSettings, hookimpl
+from probekit import FeatureExtractor, MeasureSettings, Result, hookimpl
 from probekit.features import resolve_extractor
+
+#: Fraction of values outside ``value_range`` above which the result carries a warning (a few
+#: overshooting samples are normal for diffusion models; a wrong range clips half the values).
+CLIPPED_WARNING = 0.01
 
 
 class FrechetInceptionDistanceSettings(MeasureSettings):
@@ -72,6 +78,60 @@ class FrechetInceptionDistance(FrechetDistance):
             weights=s.weights, preprocessing=s.preprocessing, value_range=s.value_range,
             dims=s.dims, batch_size=s.forward_batch_size, device=s.device, optimize=s.optimize,
         )
+
+    # -- values outside value_range are clipped: count them, warn when it is not a few ------
+
+    def features_of(self, x: np.ndarray, name: str) -> np.ndarray:
+        feats = super().features_of(x, name)  # validates x first
+        low, high = self.settings.value_range
+        values = np.asarray(x)
+        outside = int(np.count_nonzero((values < low) | (values > high)))
+        counts = self._clipped.setdefault(name, [0, 0])
+        counts[0] += outside
+        counts[1] += values.size
+        return feats
+
+    def prepare(self, reference: np.ndarray) -> FrechetInceptionDistance:
+        self._clipped = {}
+        super().prepare(reference)
+        self.reference_clipped_ = self._fraction("reference")
+        return self
+
+    def reference_state(self) -> dict[str, np.ndarray]:
+        state = super().reference_state()
+        state["clipped_fraction"] = np.asarray(self.reference_clipped_)
+        return state
+
+    def load_reference_state(self, state: dict[str, np.ndarray]) -> FrechetInceptionDistance:
+        super().load_reference_state(state)
+        self.reference_clipped_ = float(state.get("clipped_fraction", 0.0))
+        return self
+
+    def reset(self) -> None:
+        super().reset()
+        self._clipped = {"reference": getattr(self, "_clipped", {}).get("reference", [0, 0])}
+
+    def compute(self) -> Result:
+        result = super().compute()
+        fractions = {"reference": self.reference_clipped_, "generated": self._fraction("samples")}
+        notes = [
+            f"fid: {100 * f:.1f}% of the {name} values lie outside value_range "
+            f"{self.settings.value_range} and were clipped; set value_range to the range your "
+            "data is in (e.g. value_range=-1,1 for the digits dataset and DDPM samples)."
+            for name, f in fractions.items() if f > CLIPPED_WARNING
+        ]
+        provenance = dataclasses.replace(
+            result.provenance,
+            extra={**result.provenance.extra, **{f"clipped_fraction_{k}": v
+                                                 for k, v in fractions.items()}},
+        )
+        return dataclasses.replace(
+            result, warnings=(*result.warnings, *notes), provenance=provenance
+        )
+
+    def _fraction(self, name: str) -> float:
+        outside, total = self._clipped.get(name, (0, 0))
+        return outside / total if total else 0.0
 
 
 @hookimpl

@@ -121,6 +121,16 @@ def test_identical_sets_give_zero_and_batches_do_not_matter(hub):
     assert b == pytest.approx(a, rel=1e-5)
 
 
+def test_a_wrong_value_range_is_reported(hub):
+    x, y = digit_like(6, 11), digit_like(6, 12)  # values in [-1, 1]
+    wrong = FrechetInceptionDistance(dims=64).prepare(x).evaluate(y)  # default range [0, 1]
+    assert wrong.provenance.extra["clipped_fraction_generated"] > 0.3
+    assert any("outside value_range (0.0, 1.0)" in w for w in wrong.warnings)
+    right = FrechetInceptionDistance(dims=64, value_range="-1,1").prepare(x).evaluate(y)
+    assert right.provenance.extra["clipped_fraction_reference"] == 0.0
+    assert not any("value_range" in w for w in right.warnings)
+
+
 def test_conformance(hub):
     data = ConformanceData(digit_like(9, 6), digit_like(9, 7), digit_like(9, 8, shift=0.2))
     check_measure(get_metric("fid"), data=data, settings={"dims": 64}, rtol=1e-5)

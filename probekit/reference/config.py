@@ -13,6 +13,9 @@ Presets (``preset(name, n=...)``):
 * ``digits-small`` — ``digits`` with C = 16, for smoke tests.
 * ``gmm``, ``gmm-small`` — the Gaussian-mixture experiment (vectors in d = 8, the residual MLP of
   ``RunConfig.mlp`` instead of the U-Net); defined in :mod:`probekit.reference.gmm`.
+* ``ts-sines``, ``ts-sines-small`` — the time-series DDPM (this U-Net with ``dims=1``,
+  ``channels_last=True``) on the bundled ``sines`` series; defined in
+  :mod:`probekit.reference.timeseries`.
 
 Every config turns into plain JSON (``to_dict``) and back (``RunConfig.from_dict``), which is
 what checkpoints and ``config.json`` carry.
@@ -27,7 +30,8 @@ from typing import Any
 
 from probekit.errors import UnknownNameError, ValidationError
 
-PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small")
+PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small", "ts-sines",
+           "ts-sines-small")
 
 
 @dataclass(frozen=True)
@@ -49,12 +53,17 @@ class UNetConfig:
     time_embed_mult: int = 4  # width of the time-embedding MLP = mult × W
     num_timesteps: int = 1000  # rows of the frozen sinusoidal time table (= diffusion T)
     dropout: float = 0.1  # channel-dropout probability inside residual blocks
+    channels_last: bool = False  # dims = 1 only: samples are series (length, channels) (DESIGN
+    # §4), transposed to (channels, length) around the network
 
     def validate(self) -> None:
         """Raise :class:`ValidationError` for a shape the network cannot be built with."""
         who = "UNetConfig"
         if self.dims not in (1, 2):
             raise ValidationError(f"{who}: dims must be 1 or 2; got {self.dims}.")
+        if self.channels_last and self.dims != 1:
+            raise ValidationError(f"{who}: channels_last needs dims=1 (series); got dims="
+                                  f"{self.dims}.")
         if not self.channel_mults or min(self.channel_mults) < 1:
             raise ValidationError(
                 f"{who}: channel_mults must be a non-empty tuple of positive ints; got "
@@ -272,6 +281,11 @@ def preset(
     """
     if name not in PRESETS:
         raise UnknownNameError(f"unknown preset {name!r}. Known presets: {', '.join(PRESETS)}.")
+    if name.startswith("ts-"):  # time series and the 1-D U-Net: see timeseries.py
+        from probekit.reference.timeseries import ts_preset
+
+        return ts_preset(name, n=n, width=width, optimizer=optimizer, lr=lr, steps=steps,
+                         seed=seed, data_options=data_options)
     if name in ("gmm", "gmm-small"):  # vector data and the residual MLP: see gmm.py
         from probekit.reference.gmm import gmm_preset
 

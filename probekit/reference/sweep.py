@@ -52,6 +52,10 @@ def default_measures(preset_name: str) -> SweepMeasures:
     if preset_name == "celeba32":
         return SweepMeasures(metrics=("fid",), mem_level=0.01, stop_level=0.02,
                              min_steps=200_000)
+    if preset_name.startswith("ts-"):  # series: nn-ratio, subsequence-match and ts-fd
+        from probekit.reference.timeseries import ts_measures
+
+        return ts_measures(preset_name)
     if preset_name in ("gmm", "gmm-small"):  # nn-ratio and the exact MMD to the mixture
         from probekit.reference.gmm import gmm_measures
 

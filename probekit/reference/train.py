@@ -115,6 +115,8 @@ def network_sample_shape(cfg: RunConfig) -> tuple[int, ...]:
     """Shape of one training sample the network of ``cfg`` takes."""
     if cfg.mlp is not None:
         return (cfg.mlp.dim,)
+    if cfg.unet.channels_last:  # a series (n_timesteps, n_channels), DESIGN §4
+        return (cfg.unet.resolution, cfg.unet.in_channels)
     return (cfg.unet.in_channels, *([cfg.unet.resolution] * cfg.unet.dims))
 
 

@@ -173,6 +173,11 @@ class UNet(nn.Module):
                                   conv(ch, cfg.in_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.cfg.channels_last:  # series (batch, length, channels): the conv layout and back
+            return self._forward(x.transpose(1, 2), t).transpose(1, 2)
+        return self._forward(x, t)
+
+    def _forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.time(t)
         h = self.stem(x)
         skips: list[list[torch.Tensor]] = []

@@ -7,7 +7,7 @@ reference pipeline's own (:func:`probekit.reference.train.train`); the presets:
 
 * ``gmm`` — the paper's recipe: ``W = 128``, full-batch SGD lr 6e-3 momentum 0.95
   (``optimizer="adam"``: Adam lr 6e-4, the paper's Adam setting); DDPM T = 1000.
-* ``gmm-small`` — ``W = 32`` and short runs, for smoke tests.
+* ``gmm-small`` — ``W = 32``, short runs, 128 DDIM-20 samples per checkpoint: smoke tests.
 
 Quality (registered metric ``gmm-mmd``): the squared maximum mean discrepancy between the
 generated samples and the *known* mixture with a Gaussian kernel of bandwidth ``h``,
@@ -245,8 +245,8 @@ def gmm_preset(
         log_every=100,
     )
     schedule = ScheduleConfig(dense_every=50, dense_until=1000, per_decade=20)
-    sampler = SamplerConfig(ddim_steps=50, n_samples=256 if small else 1024, seed=0,
-                            batch_size=1024)
+    sampler = SamplerConfig(ddim_steps=20 if small else 50, n_samples=128 if small else 1024,
+                            seed=0, batch_size=1024)
     data = DataConfig("gmm", n, options)
     cfg = RunConfig(name, data, UNetConfig(), DiffusionConfig(), train, schedule, sampler,
                     mlp=mlp)
@@ -391,7 +391,7 @@ def run_sweep(
     jobs += [(int(width_n), int(w)) for w in widths if (int(width_n), int(w)) not in jobs]
     runs = []
     for n, width in jobs:
-        cap = max(200, round(per_sample * n * 128 / width / 50) * 50)
+        cap = max(100, round(per_sample * n * 128 / width / 50) * 50)
         cfg = gmm_preset(preset_name, n=n, width=width, optimizer=optimizer, lr=lr, steps=cap,
                          seed=seed)
         run_dir = out / f"n-{n}-w-{width}"
@@ -523,9 +523,10 @@ def plot_sweep(analysis: Mapping[str, Any]) -> bytes:
                            for r in block["runs"]], dtype=float)
             hi = np.array([np.nan if r[key]["ci_high"] is None else r[key]["ci_high"]
                            for r in block["runs"]], dtype=float)
-            err = np.vstack([np.where(np.isfinite(lo), ys - lo, 0),
-                             np.where(np.isfinite(hi), hi - ys, 0)])
-            ax.errorbar(xs, ys, yerr=np.maximum(err, 0), fmt=marker, ms=5, capsize=2,
+            err = np.vstack([ys - lo, hi - ys])
+            err = np.where(np.isfinite(err), np.maximum(err, 0.0), 0.0)
+            ok = np.isfinite(ys)
+            ax.errorbar(xs[ok], ys[ok], yerr=err[:, ok], fmt=marker, ms=5, capsize=2,
                         label=name)
         fit = block["fit"]
         if fit.get("slope") is not None:

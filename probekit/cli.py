@@ -495,6 +495,50 @@ def _theory_gmm(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench -----------------------------------------------------------------------------------
+
+
+@command("bench", help="benchmark generators on quality and memorization (time series)")
+def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
+    sub = p.add_subparsers(dest="bench_command", metavar="ACTION", parser_class=_Parser)
+    sub.required = True
+    text = ("fit each generator on each dataset's train split, sample, and score quality and "
+            "memorization side by side: leaderboard (Markdown, CSV), plots, provenance")
+    t = sub.add_parser("timeseries", help=text, description=text)
+    t.add_argument("--out", required=True, help="output folder")
+    t.add_argument("--datasets", help="comma-separated datasets (default: sines, ar-process, "
+                   "regime-switching, trace; --quick: sines)")
+    t.add_argument("--generators", help="comma-separated generators (default: every baseline "
+                   "and ddpm-best, ddpm-last; see `probekit list generators`)")
+    t.add_argument("--metrics", help="comma-separated quality metrics (default: ts-fd, "
+                   "discriminative-score, predictive-score, marginal-distance, acf-distance)")
+    t.add_argument("--probes", help="comma-separated memorization probes (default: nn-ratio, "
+                   "subsequence-match)")
+    t.add_argument("--set", dest="settings", action="append", metavar="NAME.KEY=VALUE",
+                   help="setting of a dataset, generator or measure, repeatable (e.g. --set "
+                   "sines.n_train=100 --set ddpm-best.steps=5000)")
+    t.add_argument("--n-samples", type=int,
+                   help="series per generator (default: the reference half of the holdout)")
+    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.add_argument("--quick", action="store_true",
+                   help="smoke variant: one small dataset, a tiny DDPM (well under 3 minutes)")
+    t.add_argument("--quiet", action="store_true", help="print only the output folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from probekit.bench_timeseries import make_plan, run_benchmark
+
+        plan = make_plan(datasets=args.datasets, generators=args.generators,
+                         metrics=args.metrics, probes=args.probes,
+                         settings=_measure_settings(args.settings), n_samples=args.n_samples,
+                         seed=args.seed, quick=args.quick)
+        argv = sys.argv[1:] if sys.argv[1:2] == ["bench"] else None
+        run_benchmark(args.out, plan, quiet=args.quiet, argv=argv)
+        print(f"probekit bench timeseries: leaderboard in {Path(args.out) / 'leaderboard.md'}")
+        return 0
+
+    return run
+
+
 # -- commands added by later issues go above this line ---------------------------------------
 
 

@@ -9,7 +9,8 @@ Presets (``preset(name, n=...)``):
   (``optimizer="adam"`` switches to Adam with lr 1e-4). Needs a GPU at paper scale.
 * ``digits`` — the CPU preset on sklearn's bundled 8×8 digits: 2 levels (8×8 → 4×4) with widths
   C and 2C (C = 32), one residual block per level, two in the middle, no attention; Adam lr 1e-3,
-  batch 64 drawn with replacement, EMA 0.99 for sampling; 256 DDIM-50 samples per checkpoint.
+  batch 64 drawn with replacement (64 draws even when n < 64), EMA 0.99 with the usual warmup
+  (``TrainConfig.ema_warmup``) for sampling; 256 DDIM-50 samples per checkpoint.
 * ``digits-small`` — ``digits`` with C = 16, for smoke tests.
 * ``gmm``, ``gmm-small`` — the Gaussian-mixture experiment (vectors in d = 8, the residual MLP of
   ``RunConfig.mlp`` instead of the U-Net); defined in :mod:`probekit.reference.gmm`.
@@ -130,6 +131,7 @@ class TrainConfig:
     batch_size: int = 512  # cap on the batch; the batch is min(n, batch_size)
     with_replacement: bool = False  # True: i.i.d. draws each step; False: shuffled epochs
     ema_decay: float | None = None  # EMA of the weights used for sampling (None: no EMA)
+    ema_warmup: bool = False  # decay min(ema_decay, (1+s)/(10+s)) at step s (diffusers' EMAModel)
     seed: int = 0  # seed of initialisation, batches, timesteps and noise
     log_every: int = 100  # steps between two lines of stats.jsonl
 
@@ -308,7 +310,8 @@ def preset(
         train = TrainConfig(
             steps=steps or 20_000, optimizer=optimizer,
             lr=lr or (1e-3 if optimizer == "adam" else 0.01), momentum=0.95,
-            batch_size=64, with_replacement=True, ema_decay=0.99, seed=seed, log_every=50,
+            batch_size=64, with_replacement=True, ema_decay=0.99, ema_warmup=True, seed=seed,
+            log_every=50,
         )
         schedule = ScheduleConfig(dense_every=50, dense_until=1000, per_decade=12)
         sampler = SamplerConfig(ddim_steps=50, n_samples=256, seed=0, batch_size=256,

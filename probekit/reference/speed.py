@@ -18,7 +18,7 @@ import torch
 from probekit.reference.config import PRESETS, preset
 from probekit.reference.diffusion import alphas_cumprod, denoising_loss
 from probekit.reference.sample import ddim_sample, initial_noise
-from probekit.reference.train import batch_indices, build_model, build_optimizer
+from probekit.reference.train import batch_indices, build_model, build_optimizer, ema_decay_at
 from probekit.reference.unet import count_parameters
 
 
@@ -45,7 +45,7 @@ def time_training(name: str, *, n: int, steps: int, warmup: int = 3, width: int 
         if ema is not None:
             with torch.no_grad():
                 torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()),
-                                     1.0 - cfg.train.ema_decay)
+                                     1.0 - ema_decay_at(s, cfg.train))
         loss.item()
 
     for s in range(warmup):

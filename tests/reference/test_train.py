@@ -11,12 +11,13 @@ import sys
 import pytest
 import torch
 
-from probekit.errors import ConfigMismatchError
+from probekit.errors import ConfigMismatchError, ValidationError
 from probekit.reference.config import ScheduleConfig, TrainConfig
 from probekit.reference.train import (
     RUN_KIND,
     batch_indices,
     checkpoint_steps,
+    ema_decay_at,
     list_checkpoints,
     load_checkpoint,
     train,
@@ -49,6 +50,25 @@ def test_batches_are_full_iid_or_epochs():
     draws = torch.cat([batch_indices(s, 10, iid) for s in range(500)])
     assert draws.min() == 0 and draws.max() == 9 and len(draws) == 2000
     assert torch.equal(batch_indices(5, 10, iid), batch_indices(5, 10, iid))  # pure function
+    # i.i.d. draws keep the batch size when n < batch (the digits recipe: 64 draws at n = 16)
+    small = torch.stack([batch_indices(s, 3, iid) for s in range(300)])
+    assert small.shape == (300, 4) and set(small.flatten().tolist()) == {0, 1, 2}
+    assert (small == small[:, :1]).all(dim=1).float().mean() < 0.1  # a batch is not one image
+
+
+def test_ema_warmup_follows_diffusers_and_caps_at_the_decay():
+    plain = TrainConfig(ema_decay=0.99)
+    assert [ema_decay_at(s, plain) for s in (0, 5, 5000)] == [0.99, 0.99, 0.99]
+    warm = dataclasses.replace(plain, ema_warmup=True)
+    # diffusers EMAModel.get_decay (use_ema_warmup=False): 0 at the first update, then
+    # (1 + s) / (10 + s), capped at the decay
+    assert ema_decay_at(0, warm) == 0.0
+    assert ema_decay_at(1, warm) == pytest.approx(2 / 11)
+    assert ema_decay_at(90, warm) == pytest.approx(91 / 100)
+    assert ema_decay_at(890, warm) == pytest.approx(0.99)
+    assert ema_decay_at(10**6, warm) == 0.99
+    with pytest.raises(ValidationError, match="no EMA"):
+        ema_decay_at(3, TrainConfig(ema_decay=None))
 
 
 def test_tiny_training_writes_a_run_directory(tmp_path, tiny):

@@ -244,6 +244,52 @@ def plot_measures(curves: Sequence[Curve], *, title: str) -> bytes:
     return to_png(fig)
 
 
+# -- membership inference ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RocPanel:
+    """Membership scores of one attack at a few checkpoints: ``{step: (is_member, score)}``."""
+
+    measure: str
+    by_step: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def roc_points(is_member: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FPR and TPR of every threshold (``score > threshold`` means member), from (0, 0)."""
+    order = np.argsort(-score, kind="stable")
+    member = np.asarray(is_member, bool)[order]
+    tpr = np.r_[0.0, np.cumsum(member) / max(1, member.sum())]
+    fpr = np.r_[0.0, np.cumsum(~member) / max(1, (~member).sum())]
+    return fpr, tpr
+
+
+def plot_roc(panels: Sequence[RocPanel], *, title: str) -> bytes:
+    """Log-log ROC curves (the scale where low-FPR behaviour is visible), one panel per attack,
+    one curve per checkpoint; the dotted line marks the smallest resolvable FPR."""
+    k = len(panels)
+    fig = Figure(figsize=(3.6 * k + 0.4, 3.5), layout="constrained")
+    axes = fig.subplots(1, k, squeeze=False).ravel()
+    colors = ["#9aa7b8", "#4c78a8", "#e45756", "#54a24b"]
+    for ax, panel in zip(axes, panels, strict=True):
+        floor = 1.0
+        for color, (step, (member, score)) in zip(colors, sorted(panel.by_step.items()),
+                                                  strict=False):
+            fpr, tpr = roc_points(member, score)
+            floor = min(floor, 1.0 / max(1, int((~np.asarray(member, bool)).sum())))
+            ax.step(np.maximum(fpr, floor / 2), np.maximum(tpr, floor / 2), where="post",
+                    color=color, lw=1.6, label=f"step {step_text(step)}")
+        ax.plot([floor / 2, 1], [floor / 2, 1], "--", color="grey", lw=0.8, label="chance")
+        ax.axvline(floor, color="grey", lw=0.8, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="false positive rate",
+               ylabel="true positive rate", xlim=(floor / 2, 1), ylim=(floor / 2, 1.05))
+        ax.set_title(panel.measure, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=11)
+    return to_png(fig)
+
+
 # -- nearest neighbours --------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ adapter works.
 
 from __future__ import annotations
 
-import io
 from abc import abstractmethod
 from typing import ClassVar
 
@@ -23,7 +22,6 @@ from scipy.stats import rankdata
 from probekit._validation import check_array, check_same_sample_shape
 from probekit.base import MeasureSettings, ModelHandle, Probe
 from probekit.errors import ValidationError
-from probekit.io import atomic_write_bytes
 from probekit.types import Result
 
 #: FPR levels reported, with their field names.
@@ -250,27 +248,3 @@ class MembershipInferenceProbe(Probe):
                 extra={"step": getattr(model, "step", None)},
             ),
         )
-
-
-def plot_roc(per_sample: dict[str, np.ndarray], path, *, title: str = "") -> None:
-    """Log-log ROC curve (TPR vs FPR) from a result's ``score``/``is_member`` arrays."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(per_sample["is_member"], per_sample["score"])
-    fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    floor = 1.0 / max(1, int((~per_sample["is_member"].astype(bool)).sum()))
-    ax.plot(np.maximum(fpr, floor / 2), np.maximum(tpr, floor / 2), lw=1.8)
-    ax.plot([floor / 2, 1], [floor / 2, 1], "--", color="grey", lw=1, label="chance")
-    ax.axvline(floor, color="grey", lw=0.8, ls=":", label="smallest resolvable FPR")
-    ax.set(xscale="log", yscale="log", xlabel="false positive rate", ylabel="true positive rate",
-           title=title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())

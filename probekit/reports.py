@@ -561,6 +561,28 @@ def neighbor_panels(
     return panels, value_range
 
 
+def roc_panels(run_dir: Path, config: Mapping[str, Any], a: RunAnalysis
+               ) -> list[plotting.RocPanel]:
+    """Per-sample membership scores (``is_member``, ``score`` artifacts of the ``mia-*``-style
+    probes) at the first, recommended and last checkpoints."""
+    wanted = {a.steps[0], a.steps[-1]} if len(a.steps) else set()
+    if a.window is not None and a.window.recommended_step is not None:
+        wanted.add(int(a.window.recommended_step))
+    panels = []
+    for name in measure_table(config):
+        by_step = {}
+        for step in sorted(wanted):
+            path = _step_file(run_dir / "artifacts", name, int(step), ".npz")
+            if not path.is_file():
+                continue
+            with np.load(path, allow_pickle=False) as data:
+                if {"is_member", "score"} <= set(data.files):
+                    by_step[int(step)] = (data["is_member"].astype(bool), data["score"])
+        if by_step:
+            panels.append(plotting.RocPanel(name, by_step))
+    return panels
+
+
 def _neighbor_artifact(run_dir: Path, mem_measure: str, step: int) -> Path | None:
     for measure in dict.fromkeys((mem_measure, "nn-ratio")):
         path = _step_file(run_dir, f"artifacts/{measure}", step, ".npz")
@@ -639,6 +661,11 @@ def write_reports(
     headline = _headline_curves(a)
     if len(headline) >= 2:  # one measure alone is already the curves plot
         images["measures.png"] = plotting.plot_measures(headline, title="every measure")
+    rocs = roc_panels(run_dir, config, a)
+    if rocs:
+        images["roc.png"] = plotting.plot_roc(
+            rocs, title="membership inference: log-log ROC at the first, recommended and last "
+            "checkpoints")
     try:
         panels, value_range = neighbor_panels(a, train=train)
     except ProbekitError as exc:
@@ -1130,6 +1157,12 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
                  "initial noise at every checkpoint), each above or over its nearest training "
                  "sample.</p>",
                  _img(images, "neighbors.png", "nearest-neighbour grid")]
+    if "roc.png" in images:
+        body += ["<h2>Membership inference</h2>",
+                 "<p class='muted'>ROC curves of each attack on log-log axes, members (training "
+                 "samples) against as many held-out non-members. The dotted line is 1 / "
+                 "(number of non-members): below it the FPR is not resolved.</p>",
+                 _img(images, "roc.png", "membership-inference ROC curves")]
     body += ["<h2>Results</h2>", _results_table(a), _tidy_table(a)]
     if "measures.png" in images:
         body += ["<h2>Every measure</h2>", _img(images, "measures.png", "every measure")]

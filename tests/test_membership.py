@@ -72,3 +72,31 @@ def test_calibrated_accuracy_with_signal():
     # optimum for two unit Gaussians 2 apart: threshold 1, accuracy Phi(1) = 0.841
     assert threshold == pytest.approx(1.0, abs=0.2)
     assert acc == pytest.approx(0.841, abs=0.02)
+
+
+def test_roc_points_match_sklearn():
+    from probekit._plotting import roc_points
+
+    rng = np.random.default_rng(5)
+    score = np.r_[rng.normal(1, 1, 300), rng.normal(0, 1, 700)]  # no ties
+    labels = np.r_[np.ones(300, bool), np.zeros(700, bool)]
+    fpr, tpr = roc_points(labels, score)
+    want_fpr, want_tpr, _ = roc_curve(labels, score, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, want_fpr)
+    np.testing.assert_allclose(tpr, want_tpr)
+
+
+def test_report_shows_roc_curves_per_checkpoint(tmp_path):
+    """A run evaluated with an attack gets plots/roc.png and a section in report.html."""
+    from probekit.evaluator import SeriesEvaluator
+    from probekit.testing import MemorizingModelHandle, ToyModelHandle
+
+    rng = np.random.default_rng(0)
+    train, holdout = rng.normal(size=(20, 6)), rng.normal(size=(20, 6))
+    ev = SeriesEvaluator(tmp_path / "run", train=train, holdout=holdout,
+                         probes=["nn-ratio", "mia-loss"], n_samples=20, quiet=True)
+    ev.evaluate_checkpoint(0, ToyModelHandle(holdout))
+    ev.evaluate_checkpoint(100, MemorizingModelHandle(train, step=100))
+    ev.finish()
+    assert (tmp_path / "run" / "plots" / "roc.png").stat().st_size > 1000
+    assert "Membership inference" in (tmp_path / "run" / "report.html").read_text()

@@ -415,16 +415,16 @@ def _add_theory_actions(p: argparse.ArgumentParser) -> None:
                    help="training-set sizes at the base width (default 128 256 512 1024)")
     g.add_argument("--widths", type=int, nargs="*", default=[64, 128, 256],
                    help="widths W of the W-sweep (default 64 128 256)")
-    g.add_argument("--width-n", type=int, default=256, help="n of the W-sweep (default 256)")
+    g.add_argument("--width-n", type=int, default=128, help="n of the W-sweep (default 128)")
     g.add_argument("--base-width", type=int, default=128, help="W of the n-sweep (default 128)")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
                    help="adam (default: fits a CPU) or sgd (the paper's lr 6e-3, momentum 0.95)")
-    g.add_argument("--lr", type=float, help="learning rate (default: adam 6e-4, sgd 6e-3)")
+    g.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 6e-3)")
     g.add_argument("--steps-per-sample", type=float,
-                   help="step cap per training sample at W = 128 (default: adam 64, sgd 640)")
+                   help="step cap per training sample at W = 128 (default: adam 48, sgd 320)")
     g.add_argument("--mem-level", type=float, default=0.01, help="tau_mem level (default 0.01)")
-    g.add_argument("--stop-level", type=float, default=0.1,
-                   help="stop a run once f_mem >= this twice in a row (default 0.1)")
+    g.add_argument("--stop-level", type=float, default=0.05,
+                   help="stop a run once f_mem >= this twice in a row (default 0.05)")
     g.add_argument("--preset", choices=("gmm", "gmm-small"), default="gmm",
                    help="gmm (paper) or gmm-small (smoke)")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")

@@ -276,6 +276,8 @@ def test_cli_writes_the_figures(tmp_path, capsys):
     summary = json.loads((tmp_path / "theory-spectrum.json").read_text())
     assert summary["p"] == 72 and set(summary["slow_bulk_edges"]) == {
         "formula", "theory", "gaussian_equivalent", "exact_tanh"}
+    fast = summary["theory_bulks"][-1]  # the fast bulk, around mu1² psi_p
+    assert fast[0] < summary["constants"]["mu1"] ** 2 * 6 < fast[1]
     assert main(["reference", "theory", "dynamics", "--out", str(tmp_path), "--d", "10",
                  "--psi-p", "6", "--psi-n", "1", "2", "--name", "small"]) == 0
     assert "50%/predicted" in capsys.readouterr().out

@@ -19,7 +19,7 @@ from probekit import FeatureExtractor, MeasureSettings, Metric, Result, hookimpl
 from probekit._validation import check_array
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches, resolve_extractor
-from probekit.stats import StreamingMoments, frechet_terms, psd_sqrt_factor
+from probekit.stats import StreamingMoments, frechet_terms_from_moments
 
 
 def parse_json_object(value: Any) -> Any:
@@ -125,14 +125,13 @@ class FrechetDistance(FeatureMetric):
 
     def _set_reference(self, moments: StreamingMoments) -> FrechetDistance:
         self._require_two("reference", moments.n)
+        moments.factor  # noqa: B018 - compress the reference's square-root factor once
         self.reference_moments_ = moments
-        # the square-root factor of the reference covariance, shared by every checkpoint
-        self.reference_factor_ = psd_sqrt_factor(moments.covariance())
         self.reset()
         return self
 
     def reference_state(self) -> dict[str, np.ndarray]:
-        """The reference moments ``n``, ``mean``, ``scatter`` (for the evaluator's cache)."""
+        """The reference moments ``n``, ``mean``, ``factor`` (for the evaluator's cache)."""
         self._check_prepared("reference_moments_")
         return self.reference_moments_.to_state()
 
@@ -152,16 +151,13 @@ class FrechetDistance(FeatureMetric):
         self._check_prepared("reference_moments_")
         ref, gen = self.reference_moments_, self._samples
         self._require_two("samples", gen.n)
-        mean_term, covariance_term = frechet_terms(
-            ref.mean, ref.covariance(), gen.mean, gen.covariance(),
-            factor1=self.reference_factor_,
-        )
+        mean_term, covariance_term = frechet_terms_from_moments(ref, gen)
         d = ref.n_features
         return Result(
             measure=self.name,
             headline=self.headline,
             values={
-                # = probekit.stats.frechet_distance (clipped at 0 against rounding)
+                # = probekit.stats.frechet_distance_from_moments (clipped at 0: rounding)
                 self.headline: max(mean_term + covariance_term, 0.0),
                 "mean_term": mean_term,
                 "covariance_term": covariance_term,

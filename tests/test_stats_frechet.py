@@ -16,7 +16,9 @@ from probekit.errors import ValidationError
 from probekit.stats import (
     StreamingMoments,
     frechet_distance,
+    frechet_distance_from_moments,
     frechet_terms,
+    frechet_terms_from_moments,
     psd_sqrt_factor,
     trace_sqrt_product,
 )
@@ -174,6 +176,63 @@ def test_reference_factor_is_low_rank_and_reusable():
     )
     with pytest.raises(ValidationError, match="factor1 must have shape"):
         trace_sqrt_product(s1, s2, factor1=B[:5])
+
+
+# -- from the accumulators (square-root factors) ----------------------------------------------
+
+
+def moments(x, batch):
+    acc = StreamingMoments()
+    for s in range(0, len(x), batch):
+        acc.update(x[s : s + batch])
+    return acc
+
+
+@pytest.mark.parametrize(("n", "d", "scale"), [(20, 256, 100.0), (300, 40, 1.0), (7, 3, 1e3)])
+def test_from_moments_is_exact_in_every_regime(n, d, scale):
+    # fewer samples than dimensions (the factors have n - 1 useful rows), and more
+    rng = np.random.default_rng(6)
+    X = scale * rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)
+    Y = scale * rng.normal(size=(n + 3, d)) + scale / 10
+    want = exact_low_rank_distance(X, Y)
+    for batch in (1, 5, 1000):
+        got = frechet_distance_from_moments(moments(X, batch), moments(Y, batch))
+        assert got == pytest.approx(want, rel=1e-11)
+
+
+def test_from_moments_beats_square_roots_of_tiny_eigenvalues():
+    # a covariance spectrum over ~12 decades and n < d: covariance-based square roots (scipy's
+    # and the eigendecomposition route alike) lose digits in the smallest directions; the
+    # factors do not
+    rng = np.random.default_rng(7)
+    d, n = 300, 120
+    spectrum = np.logspace(0, -6, d)
+    basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    X = (rng.normal(size=(n, d)) * spectrum) @ basis.T
+    Y = (rng.normal(size=(n, d)) * spectrum * 1.5) @ basis.T
+    want = exact_low_rank_distance(X, Y)
+    from_moments = frechet_distance_from_moments(moments(X, 16), moments(Y, 16))
+    from_cov = frechet_distance(X.mean(0), np.cov(X, rowvar=False), Y.mean(0),
+                                np.cov(Y, rowvar=False))
+    assert abs(from_moments - want) < 1e-12 * np.trace(np.cov(X, rowvar=False))
+    assert abs(from_moments - want) < abs(from_cov - want)
+
+
+def test_from_moments_terms_and_checks():
+    rng = np.random.default_rng(8)
+    X, Y = rng.normal(size=(60, 5)), rng.normal(size=(50, 5)) + 1
+    a, b = moments(X, 7), moments(Y, 7)
+    want = frechet_terms(X.mean(0), np.cov(X, rowvar=False), Y.mean(0), np.cov(Y, rowvar=False))
+    assert frechet_terms_from_moments(a, b) == pytest.approx(want, rel=1e-10)
+    assert frechet_distance_from_moments(a, a) == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValidationError, match="same feature dimension"):
+        frechet_terms_from_moments(a, moments(rng.normal(size=(9, 4)), 9))
+    with pytest.raises(ValidationError, match="at least 2 samples"):
+        frechet_terms_from_moments(a, moments(Y[:1], 1))
+    # a legacy state holding the scatter matrix still loads
+    legacy = {"n": np.asarray(a.n), "mean": a.mean, "scatter": a.scatter}
+    restored = StreamingMoments.from_state(legacy)
+    np.testing.assert_allclose(restored.covariance(), a.covariance(), atol=1e-12)
 
 
 def test_mismatched_dimensions_are_an_error():

@@ -2,9 +2,10 @@
 
 Features: pytorch-fid's InceptionV3 pool3 (the ``inception`` extractor: local weights only,
 grayscale replicated to RGB, preprocessing mode ``pytorch-fid-png`` reproducing the 8-bit PNG
-round trip by default). Statistics: float64 streaming moments. Distance:
-:func:`probekit.stats.frechet_distance` (symmetric eigendecompositions; no imaginary-component
-failure on near-singular covariances). The reference statistics are computed once in
+round trip by default). Statistics: float64 streaming means and square-root factors of the
+scatter matrices. Distance: :func:`probekit.stats.frechet_distance_from_moments` (a sum of
+singular values: exact with fewer samples than dimensions, no imaginary-component failure on
+near-singular covariances). The reference statistics are computed once in
 ``prepare`` and reused for every checkpoint; ``reference_state`` lets the evaluator cache them
 on disk. ``fid`` equals ``python -m pytorch_fid REF_DIR SAMPLES_DIR`` on the same images saved
 with :func:`probekit_plugins.inception.save_png_folder` (tested to 1e-3).

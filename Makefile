@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	# pinned pair: runs on the CPU and imports beside each other (see README)
-	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -qq torch==2.14.1 torchvision==0.29.1
 	# optional extras too, so that their tests run (UCR data from sktime's wheel, diffusers adapter)
-	$(BIN)/python -m pip install --quiet -e '.[dev,timeseries,diffusers]'
+	$(BIN)/python -m pip install -qq -e '.[dev,timeseries,diffusers]'
 	touch $@
 
 demo: $(BIN)/.installed

@@ -330,6 +330,10 @@ def analyze_sweep(runs: Sequence[Mapping[str, Any]], *, mem_level: float = 0.01,
         threshold = common_quality_threshold(
             [(c[axis], c["q"][0], c["q"][1]) for c in group], higher_is_better=False,
             gen_tol=gen_tol)
+        threshold_info = threshold.to_dict()
+        if axis == "width":  # the helper speaks of n; here the runs differ in W
+            threshold_info["source"] = threshold_info["source"].replace(
+                "largest-n run (n=", "widest run (W=")
         table, taus_mem, taus_gen = [], [], []
         for c in group:
             tau_mem = estimate_tau_mem(c["f"][0], c["f"][1], ci_low=c["f"][2],
@@ -349,7 +353,7 @@ def analyze_sweep(runs: Sequence[Mapping[str, Any]], *, mem_level: float = 0.01,
                           "train_steps_per_s": c.get("train_steps_per_s")})
         fit = fit_scaling([c[axis] for c in group], taus_mem, tau_gen=taus_gen)
         out[f"{axis}_sweep"] = {"runs": table, "fit": fit.to_dict(),
-                                "quality_threshold": threshold.to_dict()}
+                                "quality_threshold": threshold_info}
     out["curves"] = curves
     return out
 
@@ -549,6 +553,23 @@ def plot_sweep(analysis: Mapping[str, Any]) -> bytes:
     return to_png(fig)
 
 
+__all__ = [
+    "GMM_DIM",
+    "GMM_PRESETS",
+    "GaussianMixture",
+    "GaussianMixtureSettings",
+    "MixtureMMD",
+    "MixtureMMDSettings",
+    "analyze_sweep",
+    "format_sweep",
+    "gmm_measures",
+    "gmm_preset",
+    "mixture_samples",
+    "plot_sweep",
+    "run_sweep",
+]
+
+
 @hookimpl
 def register_datasets():
     return [GaussianMixture]
@@ -557,3 +578,4 @@ def register_datasets():
 @hookimpl
 def register_metrics():
     return [MixtureMMD]
+

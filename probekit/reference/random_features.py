@@ -1155,3 +1155,30 @@ def write_dynamics_figure(out: str, *, name: str = "theory-dynamics", **kwargs: 
     atomic_write_json(folder / f"{name}.json", summary)
     atomic_write_text(folder / f"{name}-curves.csv", "\n".join(lines) + "\n")
     return summary
+
+
+__all__ = [
+    "DynamicsExperiment",
+    "DynamicsRun",
+    "EquivalenceConstants",
+    "GradientFlow",
+    "LossCurves",
+    "MeasuredTimescales",
+    "RandomFeaturesProblem",
+    "SpectrumExperiment",
+    "density_support",
+    "diffusion_variance",
+    "dynamics_experiment",
+    "equivalence_constants",
+    "measured_tau_mem",
+    "paper_spectral_density",
+    "plot_dynamics",
+    "plot_spectrum",
+    "predicted_tau_mem",
+    "simulate_gradient_descent",
+    "slow_bulk_edges",
+    "spectral_density",
+    "spectrum_experiment",
+    "write_dynamics_figure",
+    "write_spectrum_figure",
+]

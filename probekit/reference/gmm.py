@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pydantic
 
-from probekit import MeasureSettings, Metric, Result, hookimpl
+from probekit import MeasureSettings, Metric, Result
 from probekit._validation import check_array
 from probekit.base import Dataset, DatasetSplits, Settings
 from probekit.errors import NotPreparedError, UnknownNameError, ValidationError
@@ -568,14 +568,4 @@ __all__ = [
     "plot_sweep",
     "run_sweep",
 ]
-
-
-@hookimpl
-def register_datasets():
-    return [GaussianMixture]
-
-
-@hookimpl
-def register_metrics():
-    return [MixtureMMD]
 

@@ -37,5 +37,10 @@ def _summary(mem, gen):
 def test_verdict_reads_the_table_instead_of_assuming_it():
     assert "widens with n" in verdict(_summary([300, 600, 1200], [250, 260, 240]))
     assert "NOT grow" in verdict(_summary([300, 250, 1200], [250, 260, 240]))
-    assert "not below" in verdict(_summary([300, 600, 1200], [350, 260, 240]))
+    small_n_copies_first = verdict(_summary([300, 600, 1200], [350, 260, 240]))
+    assert "not below tau_mem at n = 16 (empty window" in small_n_copies_first
+    assert "below tau_mem at n = 32, 64" in small_n_copies_first
+    assert "widens" not in small_n_copies_first
+    never = verdict(_summary([300, 600, 1200], [None, 260, 240]))
+    assert "never reached at n = 16" in never and "below tau_mem at n = 32, 64" in never
     assert "not reached" in verdict(_summary([300, None, 1200], [250, 260, 240]))

@@ -28,10 +28,10 @@ from probekit.errors import NotPreparedError, ValidationError
 
 
 class DDPMGeneratorSettings(Settings):
-    width: int = pydantic.Field(32, ge=8, multiple_of=8, description="U-Net base width C")
+    width: int = pydantic.Field(16, ge=8, multiple_of=8, description="U-Net base width C")
     steps: int = pydantic.Field(3000, ge=1, description="optimizer steps of the run")
     lr: float = pydantic.Field(1e-3, gt=0, description="Adam learning rate")
-    batch_size: int = pydantic.Field(64, ge=1, description="series per step (with replacement)")
+    batch_size: int = pydantic.Field(64, ge=1, description="batch cap: min(n, batch_size) per step")
     seed: int = pydantic.Field(0, description="training seed")
     checkpoint_every: int = pydantic.Field(
         250, ge=1, description="steps between checkpoints (each one is evaluated)"

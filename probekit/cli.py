@@ -507,7 +507,7 @@ def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
     t = sub.add_parser("timeseries", help=text, description=text)
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--datasets", help="comma-separated datasets (default: sines, ar-process, "
-                   "regime-switching, trace; --quick: sines)")
+                   "regime-switching; --quick: sines; also trace, ucr-*)")
     t.add_argument("--generators", help="comma-separated generators (default: every baseline "
                    "and ddpm-best, ddpm-last; see `probekit list generators`)")
     t.add_argument("--metrics", help="comma-separated quality metrics (default: ts-fd, "

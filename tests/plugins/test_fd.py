@@ -141,3 +141,30 @@ def test_cli_metric_fd(tmp_path, capsys):
     assert not out.exists()
     assert main([*args, "--set", "no_such=1"]) == 2
     assert "unknown option 'no_such'" in capsys.readouterr().err
+
+
+def test_usable_by_the_evaluator_with_a_cached_reference(tmp_path, monkeypatch):
+    from probekit.evaluator import SeriesEvaluator
+    from probekit.testing import ToyModelHandle
+
+    rng = np.random.default_rng(7)
+    train = rng.normal(size=(40, 1, 3, 3)).astype(np.float32)
+    holdout = rng.normal(size=(50, 1, 3, 3)).astype(np.float32)
+    samples = (rng.normal(size=(30, 1, 3, 3)) + 1).astype(np.float32)
+
+    def run(out):
+        ev = SeriesEvaluator(out, train=train, holdout=holdout, metrics=["fd", "kid", "prdc"],
+                             n_samples=30, quiet=True, reports=False,
+                             cache_dir=tmp_path / "cache")
+        return {r.measure: r.value for r in ev.evaluate_checkpoint(0, ToyModelHandle(samples))}
+
+    first = run(tmp_path / "run1")
+    direct = FrechetDistance().prepare(holdout).evaluate(samples).value
+    assert first["fd"] == pytest.approx(direct, rel=1e-12)
+
+    def no_prepare(self, reference):
+        raise AssertionError("prepared again although the reference state is cached")
+
+    for name in ("fd", "kid", "prdc"):
+        monkeypatch.setattr(type(get_metric(name)()), "prepare", no_prepare)
+    assert run(tmp_path / "run2") == pytest.approx(first, rel=1e-12)

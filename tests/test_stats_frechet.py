@@ -24,6 +24,15 @@ from probekit.stats import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Small matrices: one BLAS thread is faster on the shared 2-core machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def pytorch_fid_distance(m1, s1, m2, s2):
     """pytorch-fid's reference implementation (scipy ``sqrtm`` of the product)."""
     from pytorch_fid.fid_score import calculate_frechet_distance

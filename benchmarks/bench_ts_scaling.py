@@ -21,7 +21,6 @@ One torch thread per run; ``--jobs`` runs at a time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 import time
@@ -37,8 +36,6 @@ from probekit.reference.sweep import EVAL_DIR, SCALING_DIR, format_table, sweep
 from probekit.reference.timeseries import ts_measures
 from probekit.reports import analyze_run, read_config, read_rows, write_scaling_report
 
-QUALITY = ("discriminative-score", "ts-fd")
-
 
 def quality_floor(preset_name: str, n_samples: int, metric: str, seed: int = 0) -> float:
     """``metric`` of fresh real series (pool series never trained on) against the holdout the
@@ -53,10 +50,10 @@ def quality_floor(preset_name: str, n_samples: int, metric: str, seed: int = 0) 
     return get_metric(metric)(seed=seed).prepare(splits.holdout).evaluate(fresh).value
 
 
-def curves_figure(run_dirs: list[Path], mem_level: float) -> bytes:
+def curves_figure(run_dirs: list[Path], mem_level: float, metrics: tuple[str, ...]) -> bytes:
     """f_mem (with CI) and each quality metric against steps, one line per n."""
     fig = Figure(figsize=(13, 3.8), layout="constrained")
-    axes = fig.subplots(1, 1 + len(QUALITY))
+    axes = fig.subplots(1, 1 + len(metrics))
     for i, run in enumerate(run_dirs):
         a = analyze_run(run, read_config(run), read_rows(run))
         color = f"C{i}"
@@ -64,12 +61,12 @@ def curves_figure(run_dirs: list[Path], mem_level: float) -> bytes:
         steps = np.maximum(a.f_mem.steps, 1)
         axes[0].plot(steps, a.f_mem.value, "-o", ms=2.5, color=color, label=label)
         axes[0].fill_between(steps, a.f_mem.ci_low, a.f_mem.ci_high, color=color, alpha=0.15)
-        for ax, metric in zip(axes[1:], QUALITY, strict=True):
+        for ax, metric in zip(axes[1:], metrics, strict=True):
             curve = a.curves[(metric, _headline(metric))]
             ax.plot(np.maximum(curve.steps, 1), curve.value, "-", color=color, label=label)
     axes[0].axhline(mem_level, color="black", linestyle=":", linewidth=1)
     axes[0].set_ylabel("f_mem (nn-ratio, whole series)")
-    for ax, title in zip(axes, ("memorization", *QUALITY), strict=True):
+    for ax, title in zip(axes, ("memorization", *metrics), strict=True):
         ax.set_xscale("log")
         ax.set_xlabel("training step")
         ax.set_title(title, fontsize=10)
@@ -101,16 +98,16 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     out = Path(args.out)
-    measures = dataclasses.replace(ts_measures(args.preset), metrics=QUALITY)
+    measures = ts_measures(args.preset)  # tau_gen from the first metric
     summary = sweep(args.preset, args.n, out, jobs=args.jobs, threads=args.jobs,
                     steps=args.steps, measures=measures)
     runs = [out / f"n-{n}" / EVAL_DIR for n in sorted(args.n)]
     n_samples = preset(args.preset, n=2).sampler.n_samples
-    floors = {m: quality_floor(args.preset, n_samples, m) for m in QUALITY}
+    floors = {m: quality_floor(args.preset, n_samples, m) for m in measures.metrics}
     # the same runs read with ts-fd for tau_gen (the sweep's report uses the first metric)
     by_fd = write_scaling_report(runs, out / "scaling-ts-fd", quiet=True,
                                  overrides={"quality_measure": "ts-fd"})
-    curves = curves_figure(runs, measures.mem_level)
+    curves = curves_figure(runs, measures.mem_level, measures.metrics)
     atomic_write_bytes(out / "curves.png", curves)
     result = {
         "command": [sys.executable, *sys.argv],

@@ -71,7 +71,7 @@ def test_presets_are_listed_and_shaped_for_sines():
     with pytest.raises(UnknownNameError):
         preset("ts-nope", n=16)
     measures = default_measures("ts-sines")
-    assert measures.probes[0] == "nn-ratio" and measures.metrics == ("ts-fd",)
+    assert measures.probes[0] == "nn-ratio" and measures.metrics[0] == "discriminative-score"
 
 
 @pytest.mark.parametrize(("length", "padded", "levels"),

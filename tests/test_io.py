@@ -41,7 +41,7 @@ def test_image_folder_rgb_and_sizes(tmp_path):
 
 
 def test_empty_folder(tmp_path):
-    with pytest.raises(InputFileError, match="no .png"):
+    with pytest.raises(InputFileError, match=r"no \.png"):
         load_array(tmp_path)
 
 

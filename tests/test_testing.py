@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from probekit_plugins.nn_ratio import NearestNeighborRatio
 
 from probekit.registry import registries
 from probekit.testing import check_measure, conformance_data
-from probekit_plugins.nn_ratio import NearestNeighborRatio
-
 
 #: Measures whose defaults need local network weights and minutes of CPU; their conformance
 #: runs on small inputs in their own module (fid: tests/plugins/test_fid.py::test_conformance).

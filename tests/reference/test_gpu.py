@@ -20,7 +20,8 @@ def test_training_and_sampling_run_on_cuda_like_on_cpu(tmp_path, tiny):
     train(cfg, tmp_path / "cuda", device="cuda", quiet=True)
     train(cfg, tmp_path / "cpu", device="cpu", quiet=True)
     losses = {
-        dev: [json.loads(line)["loss"] for line in (tmp_path / dev / "stats.jsonl").open()
+        dev: [json.loads(line)["loss"]
+              for line in (tmp_path / dev / "stats.jsonl").read_text().splitlines()
               if '"train"' in line]
         for dev in ("cuda", "cpu")
     }

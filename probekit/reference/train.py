@@ -395,7 +395,11 @@ def train(
                                device=device)
 
     log = (out / "stats.jsonl").open("a")
-    stopped = False
+    # A run that already stopped on f_mem (two consecutive checkpoints at the level, saved in
+    # the resume state) stays stopped: running it again must not train past that checkpoint.
+    stopped_before = (resumed_from is not None and stop_after_mem is not None
+                      and mem_streak >= 2 and step >= min_steps)
+    stopped = stopped_before
 
     def checkpoint(s: int) -> bool:
         """Callback, checkpoint, log; return True to stop."""
@@ -473,7 +477,7 @@ def train(
         log.close()
 
     steps_done = step - (resumed_from or 0)
-    if stopped:
+    if stopped and not stopped_before:
         with (out / "stats.jsonl").open("a") as f:
             f.write(json.dumps({"event": "stopped", "step": step,
                                 "reason": f"{mem_measure} >= {stop_after_mem} at two "

@@ -157,3 +157,24 @@ def test_stop_after_mem_needs_two_consecutive_checkpoints(tmp_path, tiny):
     assert seen == [0, 10, 20, 30, 40]
     assert json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])["event"] == \
         "stopped"
+
+
+def test_a_run_that_stopped_on_f_mem_is_not_trained_further_when_run_again(tmp_path, tiny):
+    planted = {0: 0.0, 10: 0.5, 20: 0.6, 30: 0.7, 40: 0.8}
+    seen = []
+
+    def callback(step, handle):
+        seen.append(step)
+        return [_fake_f_mem(planted[step])]
+
+    cfg = tiny(n=8, steps=40)
+    first = train(cfg, tmp_path, callback=callback, stop_after_mem=0.3, quiet=True)
+    assert first.stopped_early and first.last_step == 20
+    log_before = (tmp_path / "stats.jsonl").read_text()
+    again = train(cfg, tmp_path, callback=callback, stop_after_mem=0.3, quiet=True)
+    # resumed at the stopping checkpoint (its callback is repeated: an evaluator skips what it
+    # committed) and stopped there: no new step, checkpoint or log line
+    assert again.stopped_early and again.resumed_from == 20 and again.last_step == 20
+    assert seen == [0, 10, 20, 20]
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [0, 10, 20]
+    assert (tmp_path / "stats.jsonl").read_text() == log_before

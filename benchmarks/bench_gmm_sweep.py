@@ -10,8 +10,10 @@ checkpoints. Two sweeps:
     W-sweep   W = 64, 128, 256 at n = 128             (tau_mem ∝ 1/W expected)
 
 The optimizer is Adam at lr 1e-3 by default: with the paper's full-batch SGD (lr 6e-3, momentum
-0.95) tau_mem is about six times later in steps (≈ 75·n instead of ≈ 12·n at W = 128, n = 128),
-and the sweep would take hours here; ``--optimizer sgd`` runs it anyway.
+0.95) tau_mem is 8.5 times later in steps (≈ 170·n instead of ≈ 20·n at W = 128, n = 128), and
+the sweep takes over an hour here (measured: the n = 1024 run alone 70 minutes under load);
+``--optimizer sgd`` runs it. Measured: SGD gives tau_mem ∝ n^1.10 and W^-0.61, Adam n^0.67 and
+W^-0.96 (docs/theory.md).
 
 This is what ``probekit reference theory gmm`` runs; the script adds the wall time, the thread
 count and the machine load to the summary, and can copy the figure into ``docs/figures``.

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -250,11 +251,18 @@ def test_reference_side_is_prepared_once_and_cached_on_disk(data, tmp_path):
 # -- interruption ----------------------------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    # A test run launched in the background (`make test &`, nohup) inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the child the default disposition,
+    # as an interactive terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli_subprocess(argv, env_extra):
     env = {**os.environ, **env_extra, "PYTHONUNBUFFERED": "1"}
     code = "import sys; from probekit.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=120, preexec_fn=_default_sigint)
 
 
 def test_sigkill_during_a_checkpoint_then_resume_equals_an_uninterrupted_run(data, tmp_path):

@@ -125,8 +125,7 @@ class FrechetDistance(FeatureMetric):
 
     def _set_reference(self, moments: StreamingMoments) -> FrechetDistance:
         self._require_two("reference", moments.n)
-        moments.factor  # noqa: B018 - compress the reference's square-root factor once
-        self.reference_moments_ = moments
+        self.reference_moments_ = moments.compact()  # once, not at every checkpoint
         self.reset()
         return self
 

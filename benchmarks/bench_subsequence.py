@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 import scipy.fft
-from probekit_plugins.subsequence_match import SubsequenceMatch
+from probekit_plugins.probes.subsequence_match import SubsequenceMatch
 
 from probekit.timeseries import sliding_windows, znormalize
 

@@ -21,6 +21,8 @@ from probekit.types import Checkpoint, Provenance, Result
 
 #: Modalities a plugin may declare.
 MODALITIES = ("image", "timeseries", "any")
+#: Roles a measure may declare: what the evaluator may use it for by default.
+ROLES = ("quality", "memorization", "other")
 
 
 class Settings(pydantic.BaseModel):
@@ -90,6 +92,10 @@ class Measure(Plugin):
     higher_is_better: ClassVar[bool]
     #: What the measure needs: any of ``"train"``, ``"holdout"``, ``"samples"``, ``"model"``.
     requires: ClassVar[tuple[str, ...]] = ("train", "samples")
+    #: What it measures (one of :data:`ROLES`): ``"quality"`` metrics are the default axis of
+    #: tau_gen, ``"memorization"`` probes the default axis of tau_mem; ``"other"`` measures are
+    #: reported but never chosen unless asked for by name.
+    role: ClassVar[str] = "other"
     Settings: ClassVar[type[Settings]] = MeasureSettings
     settings: MeasureSettings
 
@@ -133,6 +139,7 @@ class Probe(Measure):
     """A memorization probe: ``prepare(train, holdout=...)`` once, ``evaluate`` per checkpoint."""
 
     higher_is_better: ClassVar[bool] = False
+    role: ClassVar[str] = "memorization"
 
     @abstractmethod
     def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None) -> Probe:
@@ -260,6 +267,7 @@ class Generator(Plugin):
 
 __all__ = [
     "MODALITIES",
+    "ROLES",
     "Adapter",
     "Dataset",
     "DatasetSplits",

@@ -13,6 +13,8 @@ Every error also derives from the builtin a user would naturally catch::
         ├── DuplicateNameError                two plugins registered the same name
         └── BuiltinsMissingError              probekit's own entry points are not installed
 
+    EvaluationInterrupted (KeyboardInterrupt) Ctrl-C after committed work and a resume hint
+
     ProbekitWarning (UserWarning)
     ├── PluginLoadWarning                     a plugin was skipped (see `probekit plugins`)
     └── DataWarning                           data was altered or is too small to trust
@@ -61,6 +63,11 @@ class DuplicateNameError(PluginError):
 
 class BuiltinsMissingError(PluginError):
     """probekit's built-in plugins are not installed (no entry-point metadata)."""
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an evaluation, after finished checkpoints were committed and the way to
+    resume was printed (a ``KeyboardInterrupt``, so it stops programs as usual)."""
 
 
 class ProbekitWarning(UserWarning):

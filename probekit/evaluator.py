@@ -39,14 +39,14 @@ from typing import Any
 
 import numpy as np
 
-from probekit._progress import Progress, clear_line, quiet_progress
-from probekit._validation import MODALITY_NDIM, check_array, describe
 from probekit.base import Adapter, Measure, Metric, ModelHandle, Probe, build_settings
 from probekit.cache import ReferenceCache, array_sha256
-from probekit.errors import InputFileError, ValidationError
+from probekit.errors import EvaluationInterrupted, InputFileError, ValidationError
+from probekit.progress import Progress, clear_line, quiet_progress
 from probekit.series import Series, discover_series, read_reference_run, series_from_steps
 from probekit.store import CACHE_DIR, RunStore, load_results
 from probekit.types import Checkpoint, Result
+from probekit.validation import MODALITY_NDIM, check_array, describe
 
 #: Generated samples per checkpoint when ``n_samples`` is not given (pre-generated samples:
 #: as many as every checkpoint holds).
@@ -57,11 +57,6 @@ N_KEEP = 64
 REFERENCE_EVAL_DIR = "eval"
 
 MeasureLike = str | Measure
-
-
-class EvaluationInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :meth:`SeriesEvaluator.run`, after finished checkpoints were committed and
-    the way to resume was printed (a ``KeyboardInterrupt``, so it stops programs as usual)."""
 
 
 # -- the pure per-checkpoint task ---------------------------------------------------------------

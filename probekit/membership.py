@@ -19,10 +19,10 @@ import numpy as np
 import pydantic
 from scipy.stats import rankdata
 
-from probekit._validation import check_array, check_same_sample_shape
 from probekit.base import MeasureSettings, ModelHandle, Probe
 from probekit.errors import ValidationError
 from probekit.types import Result
+from probekit.validation import check_array, check_same_sample_shape
 
 #: FPR levels reported, with their field names.
 FPR_LEVELS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0_1pct_fpr": 0.001}

@@ -15,13 +15,12 @@ index can replace it later without touching any probe.
 
 from __future__ import annotations
 
-import warnings
-
 import faiss
 import numpy as np
 
-from probekit._validation import check_array
-from probekit.errors import DataWarning, ValidationError
+from probekit.duplicates import collapse_duplicates
+from probekit.errors import ValidationError
+from probekit.validation import check_array
 
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
 
@@ -187,33 +186,6 @@ def knn(
     """Exact ``k`` nearest neighbours of ``queries`` in ``reference`` (L2, float64 distances)."""
     index = NearestNeighborIndex(reference, chunk_size=chunk_size)
     return index.search(queries, k, batch_size=batch_size)
-
-
-def collapse_duplicates(
-    x: np.ndarray, *, who: str = "probekit", warn: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drop exact duplicate rows, keeping the first occurrence.
-
-    Returns
-    -------
-    unique : array
-        The rows of ``x`` without repeats, in their original order.
-    kept : int64 array
-        Original index of each kept row.
-    """
-    flat = np.ascontiguousarray(x.reshape(len(x), -1))
-    _, first = np.unique(flat, axis=0, return_index=True)
-    kept = np.sort(first).astype(np.int64)
-    n_dup = len(x) - len(kept)
-    if n_dup and warn:
-        warnings.warn(
-            f"{who}: the training set holds {n_dup} exact duplicate sample(s); they were "
-            f"collapsed ({len(kept)} distinct of {len(x)}) so that a copy of a duplicated sample "
-            "still has a distinct second neighbour.",
-            DataWarning,
-            stacklevel=2,
-        )
-    return x[kept], kept
 
 
 __all__ = ["NearestNeighborIndex", "check_array", "collapse_duplicates", "knn"]

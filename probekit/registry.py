@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from probekit._validation import check_known
 from probekit.base import (
     MODALITIES,
+    ROLES,
     Adapter,
     Dataset,
     FeatureExtractor,
@@ -23,9 +23,12 @@ from probekit.base import (
     Probe,
 )
 from probekit.errors import DuplicateNameError, PluginError
+from probekit.validation import check_known
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-REQUIREMENTS = ("train", "holdout", "samples", "model")
+#: What a measure may require: the training set, the held-out set, generated samples, the model
+#: (white-box), and the conditions (one caption or class label per item; conditional models).
+REQUIREMENTS = ("train", "holdout", "samples", "model", "conditions")
 
 #: Base class of each registry kind.
 KIND_BASES: dict[str, type[Plugin]] = {
@@ -75,6 +78,10 @@ def check_plugin_class(kind: str, cls: object, plugin: str) -> type[Plugin]:
                     f"{who}: {cls.__name__}.{attribute} must be a {kind_of.__name__}; "
                     f"got {getattr(cls, attribute, None)!r}."
                 )
+        if cls.role not in ROLES:
+            raise PluginError(
+                f"{who}: {cls.__name__}.role must be one of {ROLES}; got {cls.role!r}."
+            )
         unknown = set(cls.requires) - set(REQUIREMENTS)
         if unknown:
             raise PluginError(

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import numpy as np
 import pydantic
 
-from probekit._validation import check_array
 from probekit.base import Dataset, DatasetSplits, FeatureExtractor, MeasureSettings, Settings
 from probekit.errors import ValidationError
+from probekit.validation import check_array
 
 #: Normalizations a dataset can apply (recorded in :class:`probekit.DatasetSplits`).
 NORMALIZATIONS = ("zscore", "minmax", "none")

@@ -101,7 +101,7 @@ def comparable(rows):
 
 
 def sampler_module(spec):
-    from probekit_plugins.callable_adapter import load_function
+    from probekit_plugins.adapters.callable import load_function
 
     return load_function(spec).__globals__
 
@@ -340,7 +340,7 @@ def test_sigkill_between_two_measures_of_a_checkpoint(data, tmp_path, fresh_host
     assert {(r["step"], r["measure"]) for r in rows} == {
         (s, m) for s in (0, 250) for m in ("nn-ratio", "tripwire")}
     # the same script resumes (here in this process, with the same plugin)
-    from probekit_plugins.callable_adapter import _module_from_file
+    from probekit_plugins.adapters.callable import _module_from_file
 
     tripwire = _module_from_file(script, "tripwire")
     tripwire.main(str(killed))
@@ -403,7 +403,7 @@ class DigitsCopier(ModelHandle):
         self.step = step
 
     def generate(self, n, seed):
-        from probekit_plugins.digits import load_digits_pool
+        from probekit_plugins.datasets.digits import load_digits_pool
 
         pool, holdout = load_digits_pool()
         source = pool[:32] if self.step >= 100 else holdout

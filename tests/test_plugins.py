@@ -157,7 +157,7 @@ def test_allowlist(monkeypatch, fresh_host, tmp_path, third_party):
 
 DUPLICATE = """
 from probekit import hookimpl
-from probekit_plugins.nn_ratio import NearestNeighborRatio
+from probekit_plugins.probes.nn_ratio import NearestNeighborRatio
 
 class Impostor(NearestNeighborRatio):
     pass
@@ -183,7 +183,7 @@ def test_duplicate_name_is_an_error_naming_both(monkeypatch, fresh_host, tmp_pat
 
 
 def test_duplicate_at_run_time_raises(fresh_host):
-    from probekit_plugins.nn_ratio import NearestNeighborRatio
+    from probekit_plugins.probes.nn_ratio import NearestNeighborRatio
 
     class Again(NearestNeighborRatio):
         pass
@@ -224,7 +224,7 @@ def test_runtime_register_and_unregister(fresh_host):
 
 
 def test_bad_metadata_is_rejected(fresh_host):
-    from probekit_plugins.nn_ratio import NearestNeighborRatio
+    from probekit_plugins.probes.nn_ratio import NearestNeighborRatio
 
     class BadName(NearestNeighborRatio):
         name = "Bad_Name"

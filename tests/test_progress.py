@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from probekit import _progress
-from probekit._progress import Progress, format_seconds, progress, quiet_progress
+from probekit import progress as _progress
+from probekit.progress import Progress, format_seconds, progress, quiet_progress
 
 
 class Terminal(io.StringIO):

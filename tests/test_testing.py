@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from probekit_plugins.nn_ratio import NearestNeighborRatio
+from probekit_plugins.probes.nn_ratio import NearestNeighborRatio
 
 from probekit.registry import registries
 from probekit.testing import check_measure, conformance_data

@@ -77,6 +77,10 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     w.add_argument("--quiet", action="store_true", help="print only the table")
     w.set_defaults(reference_handler=sweep_command)
 
+    from probekit.reference.theory_commands import add_theory_actions
+
+    add_theory_actions(sub, parser_class)
+
     def run(args: argparse.Namespace) -> int:
         return args.reference_handler(args)
 

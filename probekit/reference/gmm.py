@@ -29,19 +29,14 @@ exponents with :mod:`probekit.timescales`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
 
-from probekit import MeasureSettings, Metric, Result
-from probekit._validation import check_array
-from probekit.base import Dataset, DatasetSplits, Settings
-from probekit.errors import NotPreparedError, UnknownNameError, ValidationError
+from probekit.errors import UnknownNameError
 from probekit.reference.config import (
     DataConfig,
     DiffusionConfig,
@@ -61,14 +56,6 @@ GMM_DIM = 8
 # -- data --------------------------------------------------------------------------------------
 
 
-class GaussianMixtureSettings(Settings):
-    n_train: int = pydantic.Field(1024, ge=2, description="training samples (first n of a pool)")
-    n_holdout: int = pydantic.Field(2048, ge=2, description="held-out samples")
-    dim: int = pydantic.Field(GMM_DIM, ge=1, description="dimension d")
-    separation: float = pydantic.Field(1.0, gt=0, description="component means ±separation·1_d")
-    seed: int = pydantic.Field(0, description="seed of the pool and of the held-out set")
-
-
 def mixture_samples(n: int, *, dim: int = GMM_DIM, separation: float = 1.0, seed: int = 0,
                     stream: int = 0) -> np.ndarray:
     """``n`` draws of ``½N(+m, I) + ½N(-m, I)``, ``m = separation·1_dim``, float32.
@@ -80,136 +67,6 @@ def mixture_samples(n: int, *, dim: int = GMM_DIM, separation: float = 1.0, seed
     noise = rng.standard_normal((n, dim))
     signs = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     return (noise + separation * signs[:, None]).astype(np.float32)
-
-
-class GaussianMixture(Dataset):
-    """``½N(+1_d, I) + ½N(-1_d, I)``: the training set is the first ``n_train`` draws of a
-    seeded pool (nested across ``n``), the held-out set an independent seeded sample."""
-
-    name = "gmm"
-    modality = "any"
-    description = "two-Gaussian mixture ½N(+1,I)+½N(-1,I) in d=8 (Bonnaire et al. 2025)"
-    Settings = GaussianMixtureSettings
-    settings: GaussianMixtureSettings
-
-    def load(self) -> DatasetSplits:
-        s = self.settings
-        train = mixture_samples(s.n_train, dim=s.dim, separation=s.separation, seed=s.seed)
-        holdout = mixture_samples(s.n_holdout, dim=s.dim, separation=s.separation, seed=s.seed,
-                                  stream=1)
-        return DatasetSplits(train=train, holdout=holdout,
-                             value_range=(-math.inf, math.inf), normalization="none")
-
-
-# -- quality: exact MMD to the mixture ---------------------------------------------------------
-
-
-class MixtureMMDSettings(MeasureSettings):
-    separation: float = pydantic.Field(1.0, gt=0, description="component means ±separation·1_d")
-    bandwidth: float | None = pydantic.Field(
-        None, gt=0, description="kernel bandwidth h (None: sqrt(d))"
-    )
-    confidence: float = pydantic.Field(0.95, gt=0, lt=1, description="CI level")
-
-
-class MixtureMMD(Metric):
-    """Squared MMD between generated samples and the mixture ``½N(±separation·1_d, I)`` (Gaussian
-    kernel; mixture terms in closed form, sample term an unbiased U-statistic).
-
-    ``prepare(reference)`` only reads the dimension ``d`` from the reference set (the mixture is
-    known); samples are flattened to ``(n_samples, d)``. The CI is the asymptotic normal interval
-    from the influence function ``2 [E_q k(x, ·) - E_p k(x, ·)]`` (too narrow when the samples
-    follow the mixture exactly, where the statistic is degenerate).
-    """
-
-    name = "gmm-mmd"
-    modality = "any"
-    description = "squared MMD of the samples to the known Gaussian mixture (exact mixture terms)"
-    headline = "mmd2"
-    higher_is_better = False
-    requires = ("holdout", "samples")
-    Settings = MixtureMMDSettings
-    settings: MixtureMMDSettings
-
-    def prepare(self, reference: np.ndarray) -> MixtureMMD:
-        """Read the dimension from ``reference`` (any layout; flattened per sample)."""
-        reference = check_array(reference, who=self.name, name="reference", min_samples=2,
-                                dtype=None)
-        self.dim_ = int(np.prod(reference.shape[1:]))
-        self.n_reference_ = len(reference)
-        h2 = self.bandwidth**2
-        m2 = self.settings.separation**2 * self.dim_
-        self.pp_ = (h2 / (h2 + 2.0)) ** (self.dim_ / 2) * 0.5 * (1.0 + math.exp(-2.0 * m2 /
-                                                                               (h2 + 2.0)))
-        self.reset()
-        return self
-
-    @property
-    def bandwidth(self) -> float:
-        dim = getattr(self, "dim_", None)
-        if self.settings.bandwidth is not None:
-            return float(self.settings.bandwidth)
-        if dim is None:
-            raise NotPreparedError(f"{self.name}: call prepare(...) first.")
-        return math.sqrt(dim)
-
-    def reset(self) -> None:
-        self._samples: list[np.ndarray] = []
-
-    def update(self, samples: np.ndarray) -> None:
-        self._check_prepared("dim_")
-        samples = check_array(samples, who=self.name, name="samples", dtype=None)
-        flat = samples.reshape(len(samples), -1).astype(np.float64)
-        if flat.shape[1] != self.dim_:
-            raise ValidationError(
-                f"{self.name}: samples must have {self.dim_} values each (the reference's); got "
-                f"{flat.shape[1]}."
-            )
-        self._samples.append(flat)
-
-    def mixture_kernel_mean(self, x: np.ndarray) -> np.ndarray:
-        """``E_{y ~ p} k(x, y)`` for rows ``x`` (closed form)."""
-        h2 = self.bandwidth**2
-        m = self.settings.separation
-        scale = (h2 / (h2 + 1.0)) ** (self.dim_ / 2)
-        plus = ((x - m) ** 2).sum(1)
-        minus = ((x + m) ** 2).sum(1)
-        return scale * 0.5 * (np.exp(-plus / (2 * (h2 + 1))) + np.exp(-minus / (2 * (h2 + 1))))
-
-    def compute(self) -> Result:
-        self._check_prepared("dim_")
-        x = np.concatenate(self._samples) if self._samples else np.zeros((0, self.dim_))
-        n = len(x)
-        if n < 2:
-            raise ValidationError(f"{self.name}: needs at least 2 samples; got {n}.")
-        sq = (x * x).sum(1)
-        d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
-        K = np.exp(-d2 / (2.0 * self.bandwidth**2))
-        np.fill_diagonal(K, 0.0)
-        row = K.sum(1) / (n - 1)  # E_q k(x_i, ·) without i
-        cross = self.mixture_kernel_mean(x)
-        mmd2 = float(row.mean() - 2.0 * cross.mean() + self.pp_)
-        influence = 2.0 * (row - cross)
-        from scipy.stats import norm
-
-        half = float(norm.ppf(0.5 + self.settings.confidence / 2)) * float(
-            influence.std(ddof=1)) / math.sqrt(n)
-        positive = float((x.sum(1) > 0).mean())
-        return Result(
-            measure=self.name,
-            headline="mmd2",
-            values={"mmd2": mmd2, "mmd": math.sqrt(max(mmd2, 0.0)),
-                    "fraction_positive_mode": positive,
-                    "mean_norm": float(np.sqrt(sq).mean())},
-            ci={"mmd2": (mmd2 - half, mmd2 + half)},
-            provenance=self.make_provenance(
-                feature_space="raw", preprocessing="none", n_reference=self.n_reference_,
-                n_samples=n,
-                extra={"bandwidth": self.bandwidth, "dim": self.dim_,
-                       "mixture": f"½N(±{self.settings.separation:g}·1_d, I)",
-                       "ci": "asymptotic normal, influence function"},
-            ),
-        )
 
 
 # -- presets -----------------------------------------------------------------------------------
@@ -557,10 +414,6 @@ def plot_sweep(analysis: Mapping[str, Any]) -> bytes:
 __all__ = [
     "GMM_DIM",
     "GMM_PRESETS",
-    "GaussianMixture",
-    "GaussianMixtureSettings",
-    "MixtureMMD",
-    "MixtureMMDSettings",
     "analyze_sweep",
     "format_sweep",
     "gmm_measures",

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from probekit._validation import check_array
 from probekit.base import ModelHandle
 from probekit.errors import ValidationError
 from probekit.reference.sample import ddim_sample, initial_noise
+from probekit.validation import check_array
 
 
 class DiffusionHandle(ModelHandle):

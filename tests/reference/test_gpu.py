@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from probekit_plugins.ddpm_adapter import DDPMAdapter
+from probekit_plugins.adapters.ddpm import DDPMAdapter
 
 from probekit.reference.train import list_checkpoints, train
 from probekit.types import Checkpoint

@@ -1,0 +1,1 @@
+"""Built-in adapters plugins, one module per plugin."""

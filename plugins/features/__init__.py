@@ -1,0 +1,1 @@
+"""Built-in features plugins, one module per plugin."""

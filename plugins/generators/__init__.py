@@ -1,0 +1,1 @@
+"""Built-in generators plugins, one module per plugin."""

@@ -1,0 +1,1 @@
+"""Built-in probes plugins, one module per plugin."""

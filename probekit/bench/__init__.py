@@ -1,0 +1,1 @@
+"""Benchmarks that are applications of the library: the time-series generator benchmark."""

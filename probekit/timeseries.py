@@ -17,7 +17,7 @@ import pydantic
 
 from probekit.base import Dataset, DatasetSplits, FeatureExtractor, MeasureSettings, Settings
 from probekit.errors import ValidationError
-from probekit.validation import check_array
+from probekit.validation import check_array, describe
 
 #: Normalizations a dataset can apply (recorded in :class:`probekit.DatasetSplits`).
 NORMALIZATIONS = ("zscore", "minmax", "none")
@@ -26,6 +26,41 @@ NORMALIZATIONS = ("zscore", "minmax", "none")
 def check_series(x: object, *, who: str, name: str, min_samples: int = 1) -> np.ndarray:
     """``x`` as a finite float64 ``(n_samples, n_timesteps, n_channels)`` array."""
     return check_array(x, who=who, name=name, modality="timeseries", min_samples=min_samples)
+
+
+def check_recordings(x: object, *, who: str, name: str) -> list[np.ndarray]:
+    """``x`` as a list of finite float64 ``(n_timesteps_i, n_channels)`` series of any lengths.
+
+    Accepts a 3-d array ``(n_samples, n_timesteps, n_channels)`` (equal lengths) or a sequence
+    of recordings, each 1-d ``(n_timesteps,)`` (univariate) or 2-d ``(n_timesteps,
+    n_channels)``; every recording must have the same channels.
+    """
+    if isinstance(x, np.ndarray) or not isinstance(x, list | tuple):
+        return list(check_series(x, who=who, name=name))
+    if not x:
+        raise ValidationError(f"{who}: {name} must hold at least one series; got none.")
+    out = []
+    for i, item in enumerate(x):
+        arr = np.asarray(item, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValidationError(
+                f"{who}: {name}[{i}] must be a recording (n_timesteps,) or (n_timesteps, "
+                f"n_channels); got {describe(arr)}."
+            )
+        if not np.isfinite(arr).all():
+            raise ValidationError(
+                f"{who}: {name}[{i}] must be finite; got {int((~np.isfinite(arr)).sum())} "
+                "NaN/inf value(s). Fill or drop missing values first."
+            )
+        if out and arr.shape[1] != out[0].shape[1]:
+            raise ValidationError(
+                f"{who}: every recording of {name} must have the same channels; {name}[0] has "
+                f"{out[0].shape[1]} and {name}[{i}] has {arr.shape[1]}."
+            )
+        out.append(arr)
+    return out
 
 
 def window_starts(n_timesteps: int, window: int, stride: int) -> np.ndarray:
@@ -317,6 +352,7 @@ __all__ = [
     "Normalizer",
     "SeriesDatasetSettings",
     "autocorrelation",
+    "check_recordings",
     "check_series",
     "dtw_knn",
     "lagged_design",

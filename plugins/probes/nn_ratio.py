@@ -13,6 +13,7 @@ import numpy as np
 import pydantic
 
 from probekit import FeatureExtractor, MeasureSettings, Probe, Result, hookimpl
+from probekit.duplicates import ratios_near_one
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches, resolve_extractor
 from probekit.neighbors import NearestNeighborIndex, collapse_duplicates
@@ -26,7 +27,9 @@ class NearestNeighborRatioSettings(MeasureSettings):
     n_bootstrap: int = pydantic.Field(1000, ge=100, description="bootstrap resamples for the CI")
     confidence: float = pydantic.Field(0.95, gt=0, lt=1, description="CI level")
     chunk_size: int = pydantic.Field(16384, gt=0, description="training rows searched at once")
-    collapse_duplicates: bool = pydantic.Field(True, description="drop exact training duplicates")
+    collapse_duplicates: bool = pydantic.Field(
+        True, description="drop exact and near-duplicate training samples (probekit.duplicates)"
+    )
     metric: Literal["euclidean", "dtw"] = pydantic.Field(
         "euclidean", description="distance; dtw (time series, pixels only, small sets) via tslearn"
     )
@@ -116,6 +119,7 @@ class NearestNeighborRatio(Probe):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0)
         memorized = ratio < s.k
+        near_one = ratios_near_one(ratio, who=self.name)
         f_mem = float(memorized.mean())
         ci = bootstrap_ci(
             memorized, n_resamples=s.n_bootstrap, confidence=s.confidence, seed=s.seed
@@ -137,6 +141,7 @@ class NearestNeighborRatio(Probe):
                 "nn_index": self.train_kept_[idx[:, 0]],
                 "memorized": memorized,
             },
+            warnings=(near_one,) if near_one else (),
             provenance=self.make_provenance(
                 feature_space=self.extractor.name,
                 feature_weights_sha256=self.extractor.weights_sha256,

@@ -12,24 +12,39 @@ training series.
 Search: exact kNN through :mod:`probekit.neighbors`. The exclusion zone of one match holds at most
 ``Z = 2 * floor((w // 2) / train_stride) + 1`` windows (fewer when the series is short), so among
 the ``Z + 1`` nearest training windows at least one is non-trivial: one exact search with
-``Z + 1`` neighbours yields the exact ``d2``, with no approximation and no retry. An FFT
-distance profile (MASS) was measured against it in ``benchmarks/bench_subsequence.py``: the kNN
-search is 3-5x faster for windows up to 128 steps, the FFT profile 2x faster for 256-step
-windows (where ``Z`` is large); see docs/probes/subsequence-match.md.
+``Z + 1`` neighbours yields the exact ``d2``, with no approximation (a query whose candidates are
+all trivial, possible only with collapsed duplicates below, is searched again with twice as
+many). An FFT distance profile (MASS) was measured against it in
+``benchmarks/bench_subsequence.py``; see docs/probes/subsequence-match.md.
+
+Training sets of overlapping windows. When the training series are overlapping windows of one
+recording (stride-1 windows, each normalized on its own: TSGBench's preprocessing), the same
+stretch appears in many training series, differing only by float rounding after the probe's own
+z-normalization. Such near-duplicate windows are collapsed (:func:`probekit.find_duplicates`,
+within ``duplicate_rtol`` of the distance scale), and a trivial match is taken over *every*
+occurrence of the matched stretch: a window near any occurrence of it, in the same series, is
+the same stretch shifted a little. With windows at least ``w + w // 2`` long this gives the
+same decisions as passing the raw recording, which ``prepare`` also accepts (recordings of any
+lengths, each at least ``w``) and which is the most faithful reference.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 import pydantic
 
 from probekit import MeasureSettings, Probe, Result, hookimpl
-from probekit.errors import ValidationError
+from probekit.duplicates import DEFAULT_RTOL, duplicate_message, find_duplicates, ratios_near_one
+from probekit.errors import DataWarning, ValidationError
 from probekit.neighbors import NearestNeighborIndex
 from probekit.stats import bootstrap_ci
-from probekit.timeseries import check_series, sliding_windows, znormalize
+from probekit.timeseries import check_recordings, check_series, sliding_windows, znormalize
+
+#: Largest number of (window, window) trivial-match pairs kept for collapsed duplicates.
+MAX_TRIVIAL_PAIRS = 50_000_000
 
 
 class SubsequenceMatchSettings(MeasureSettings):
@@ -46,7 +61,12 @@ class SubsequenceMatchSettings(MeasureSettings):
         1e-8, ge=0, description="a window channel is constant when std <= tol * max|value|"
     )
     collapse_duplicates: bool = pydantic.Field(
-        True, description="drop exact duplicate training windows (after normalization) first"
+        True, description="merge duplicate and near-duplicate training windows (after "
+        "normalization) first"
+    )
+    duplicate_rtol: float = pydantic.Field(
+        DEFAULT_RTOL, ge=0, description="near-duplicate windows: within this share of the "
+        "distance scale (0: bit-exact only)"
     )
     n_bootstrap: int = pydantic.Field(1000, ge=100, description="bootstrap resamples for CIs")
     confidence: float = pydantic.Field(0.95, gt=0, lt=1, description="CI level")
@@ -70,59 +90,130 @@ class SubsequenceMatch(Probe):
 
     # -- reference side --------------------------------------------------------------------
 
-    def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None):
-        """Cut, normalize and index every training window (once per run)."""
+    def prepare(self, train, *, holdout: np.ndarray | None = None):
+        """Cut, normalize and index every training window (once per run).
+
+        ``train`` is a 3-d array ``(n_samples, n_timesteps, n_channels)`` or a list of
+        recordings of any lengths (each ``(n_timesteps,)`` or ``(n_timesteps, n_channels)``
+        and at least ``window`` long), e.g. the raw recordings training windows were cut from.
+        """
         s = self.settings
-        train = check_series(train, who=self.name, name="train", min_samples=2)
-        n, t, c = train.shape
-        if s.window > t:
+        series_list = check_recordings(train, who=self.name, name="train")
+        lengths = np.array([len(x) for x in series_list], dtype=np.int64)
+        if len(series_list) < 2 and lengths[0] < s.window:
             raise ValidationError(
-                f"{self.name}: window must be at most the training series length ({t}); got "
-                f"window={s.window}. Set window=... to a length the series can hold."
+                f"{self.name}: train must hold at least 2 samples or one recording of at least "
+                f"window={s.window} timesteps; got 1 series of {lengths[0]}."
             )
-        windows = sliding_windows(train, s.window, s.train_stride)  # (n, p, w, c)
-        p = windows.shape[1]
-        vectors = self._normalize(windows.reshape(n * p, s.window, c))[0]
-        series = np.repeat(np.arange(n, dtype=np.int64), p)
-        starts = np.tile(np.arange(p, dtype=np.int64) * s.train_stride, n)
+        if lengths.min() < s.window:
+            raise ValidationError(
+                f"{self.name}: window must be at most the training series length "
+                f"({lengths.min()}); got window={s.window}. Set window=... to a length the "
+                "series can hold."
+            )
+        c = series_list[0].shape[1]
+        parts, series, starts = [], [], []
+        for i, x in enumerate(series_list):
+            windows = sliding_windows(x[None], s.window, s.train_stride)[0]  # (p, w, c)
+            parts.append(windows)
+            series.append(np.full(len(windows), i, dtype=np.int64))
+            starts.append(np.arange(len(windows), dtype=np.int64) * s.train_stride)
+        vectors = self._normalize(np.concatenate(parts))[0]
+        series, starts = np.concatenate(series), np.concatenate(starts)
+        group = np.arange(len(vectors), dtype=np.int64)
+        kept = group
         if s.collapse_duplicates:
-            _, first = np.unique(vectors, axis=0, return_index=True)
-            kept = np.sort(first)
-            vectors, series, starts = vectors[kept], series[kept], starts[kept]
+            found = find_duplicates(vectors, rtol=s.duplicate_rtol)
+            kept, group = found.kept, found.group
+            if found.n_near:  # bit-exact repeats (flat stretches) are routine; rounding is not
+                warnings.warn(
+                    duplicate_message(found, len(vectors), who=self.name, what="window"),
+                    DataWarning, stacklevel=2,
+                )
         state = {
-            "windows": vectors, "series": series, "starts": starts,
-            "train_shape": np.asarray(train.shape, dtype=np.int64),
+            "windows": vectors[kept], "series": series[kept], "starts": starts[kept],
+            "lengths": lengths, "n_channels": np.asarray(c, dtype=np.int64),
+            "n_windows": np.asarray(len(vectors), dtype=np.int64),
+            "trivial_pairs": self._trivial_pairs(series, starts, group, len(kept)),
         }
         return self.load_reference_state(state)
 
+    def _trivial_pairs(self, series: np.ndarray, starts: np.ndarray, group: np.ndarray,
+                       n_groups: int) -> np.ndarray:
+        """Sorted keys ``a * n_groups + b`` of the collapsed windows ``(a, b)`` that are trivial
+        matches through a duplicated occurrence: some occurrence of ``b`` lies in the same
+        series as some occurrence of ``a``, within ``window // 2`` of it. Pairs of windows that
+        occur once are left to the direct rule (same series and start of their one
+        occurrence)."""
+        s = self.settings
+        counts = np.bincount(group, minlength=n_groups)
+        if counts.max(initial=0) <= 1:
+            return np.empty(0, dtype=np.int64)
+        multi = counts[group] > 1
+        reach = (s.window // 2) // s.train_stride
+        if 2 * int(multi.sum()) * reach > MAX_TRIVIAL_PAIRS:
+            raise ValidationError(
+                f"{self.name}: the training windows hold too many duplicated stretches "
+                f"({int(multi.sum())} windows) to track their trivial matches. Pass the raw "
+                "recordings as train, raise train_stride, or set collapse_duplicates=false."
+            )
+        keys = []
+        for d in range(1, reach + 1):
+            a, b = np.arange(len(group) - d), np.arange(d, len(group))
+            pair = (series[a] == series[b]) & (multi[a] | multi[b])
+            ga, gb = group[a[pair]], group[b[pair]]
+            keys += [ga * n_groups + gb, gb * n_groups + ga]
+        return np.unique(np.concatenate(keys)) if keys else np.empty(0, dtype=np.int64)
+
     def reference_state(self) -> dict[str, np.ndarray]:
-        """Normalized training windows with their series and start positions (cacheable)."""
+        """Normalized (collapsed) training windows with their series and start positions, the
+        series lengths and the trivial-match pairs of duplicated stretches (cacheable)."""
         self._check_prepared("train_index_")
         return {
             "windows": np.asarray(self.train_index_.reference_),
             "series": self.train_series_,
             "starts": self.train_starts_,
-            "train_shape": np.asarray(self.train_shape_, dtype=np.int64),
+            "lengths": self.train_lengths_,
+            "n_channels": np.asarray(self.n_channels_, dtype=np.int64),
+            "n_windows": np.asarray(self.n_train_windows_, dtype=np.int64),
+            "trivial_pairs": self.trivial_pairs_,
         }
 
     def load_reference_state(self, state: dict[str, np.ndarray]):
         s = self.settings
-        self.train_shape_ = tuple(int(v) for v in state["train_shape"])
         self.train_series_ = np.asarray(state["series"], dtype=np.int64)
         self.train_starts_ = np.asarray(state["starts"], dtype=np.int64)
-        if len(np.unique(self.train_series_)) < 2:
-            raise ValidationError(
-                f"{self.name}: the training windows must come from at least 2 distinct series; "
-                f"got {len(np.unique(self.train_series_))}. Provide more training series."
-            )
-        n_train, t = self.train_shape_[0], self.train_shape_[1]
-        per_series = (t - s.window) // s.train_stride + 1
+        self.train_lengths_ = np.asarray(state["lengths"], dtype=np.int64)
+        self.n_channels_ = int(state["n_channels"])
+        self.n_train_windows_ = int(state["n_windows"])
+        self.trivial_pairs_ = np.asarray(state["trivial_pairs"], dtype=np.int64)
+        per_series = (int(self.train_lengths_.max()) - s.window) // s.train_stride + 1
         zone = min(per_series, 2 * ((s.window // 2) // s.train_stride) + 1)
+        if len(self.train_lengths_) < 2 and per_series <= zone:
+            raise ValidationError(
+                f"{self.name}: one training recording must hold more windows than a match's "
+                f"trivial-match zone ({zone}); got {per_series}. Provide at least 2 samples, or "
+                "a longer recording."
+            )
         self.train_index_ = NearestNeighborIndex(state["windows"], chunk_size=s.chunk_size)
-        # at most `zone` candidates are trivial matches of the nearest one
+        # at most `zone` candidates are trivial matches of the nearest one (more only through
+        # collapsed duplicates: those queries are searched again)
         self.n_candidates_ = min(self.train_index_.n_reference, zone + 1)
-        self.n_train_windows_ = n_train * per_series
         return self
+
+    def _trivial(self, idx: np.ndarray) -> np.ndarray:
+        """Which candidates ``idx`` ``(m, K)`` are trivial matches of each row's first one."""
+        series, starts = self.train_series_[idx], self.train_starts_[idx]
+        trivial = (series == series[:, :1]) & (
+            np.abs(starts - starts[:, :1]) <= self.settings.window // 2
+        )
+        if self.trivial_pairs_.size:
+            keys = idx[:, :1] * self.train_index_.n_reference + idx
+            pos = np.searchsorted(self.trivial_pairs_, keys)
+            pos = np.minimum(pos, self.trivial_pairs_.size - 1)
+            trivial |= self.trivial_pairs_[pos] == keys
+        trivial[:, 0] = True
+        return trivial
 
     def _normalize(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flattened window vectors ``(m, w * c)`` and whether each window is constant."""
@@ -142,22 +233,28 @@ class SubsequenceMatch(Probe):
         windows = sliding_windows(samples, s.window, s.stride)
         p = windows.shape[1]
         vectors, constant = self._normalize(windows.reshape(n * p, s.window, c))
-        dist, idx = self.train_index_.search(vectors, self.n_candidates_, batch_size=4096)
-        series, starts = self.train_series_[idx], self.train_starts_[idx]
-        trivial = (series == series[:, :1]) & (
-            np.abs(starts - starts[:, :1]) <= s.window // 2
-        )
-        trivial[:, 0] = True
-        has_d2 = ~trivial.all(axis=1)
-        first = np.argmax(~trivial, axis=1)  # first non-trivial candidate
-        d1 = dist[:, 0]
-        d2 = np.where(has_d2, dist[np.arange(len(dist)), first], np.inf)
+        k = self.n_candidates_
+        dist, idx = self.train_index_.search(vectors, k, batch_size=4096)
+        d1, nn = dist[:, 0], idx[:, 0]
+        d2 = np.full(len(vectors), np.inf)
+        todo = np.arange(len(vectors))
+        while True:
+            trivial = self._trivial(idx)
+            found = ~trivial.all(axis=1)
+            first = np.argmax(~trivial, axis=1)  # first non-trivial candidate
+            d2[todo[found]] = dist[found, first[found]]
+            todo = todo[~found]
+            if not len(todo) or k >= self.train_index_.n_reference:
+                break
+            k = min(2 * k, self.train_index_.n_reference)
+            dist, idx = self.train_index_.search(vectors[todo], k, batch_size=4096)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0)
         ratio = np.where(np.isfinite(d2), ratio, 1.0)
         out = {
             "d1": d1, "d2": d2, "ratio": ratio,
-            "nn_series": series[:, 0], "nn_start": starts[:, 0], "constant": constant,
+            "nn_series": self.train_series_[nn], "nn_start": self.train_starts_[nn],
+            "constant": constant,
         }
         return {key: value.reshape(n, p) for key, value in out.items()}
 
@@ -166,9 +263,9 @@ class SubsequenceMatch(Probe):
         self._check_prepared("train_index_")
         s = self.settings
         samples = check_series(samples, who=self.name, name="samples")
-        if samples.shape[2] != self.train_shape_[2]:
+        if samples.shape[2] != self.n_channels_:
             raise ValidationError(
-                f"{self.name}: samples must have {self.train_shape_[2]} channel(s) like the "
+                f"{self.name}: samples must have {self.n_channels_} channel(s) like the "
                 f"training series; got {samples.shape[2]} (samples of shape {samples.shape}). "
                 "Generate series with the training set's channels."
             )
@@ -191,9 +288,12 @@ class SubsequenceMatch(Probe):
         best = np.argmin(np.where(win["constant"], np.inf, win["ratio"]), axis=1)
         rows = np.arange(len(samples))
         ci_kw = {"n_resamples": s.n_bootstrap, "confidence": s.confidence, "seed": s.seed}
-        warnings = []
+        notes = []
+        near_one = ratios_near_one(win["ratio"][~win["constant"]], who=self.name)
+        if near_one:
+            notes.append(near_one)
         if win["constant"].any():
-            warnings.append(
+            notes.append(
                 f"{int(win['constant'].sum())} generated window(s) are constant; they are never "
                 "counted as copied (z-normalization is undefined for them)."
             )
@@ -226,7 +326,7 @@ class SubsequenceMatch(Probe):
                 "window_nn_series": win["nn_series"],
                 "window_nn_start": win["nn_start"],
             },
-            warnings=tuple(warnings),
+            warnings=tuple(notes),
             provenance=self.make_provenance(
                 feature_space="subsequences",
                 preprocessing=(
@@ -237,7 +337,9 @@ class SubsequenceMatch(Probe):
                 n_reference=self.train_index_.n_reference,
                 n_samples=len(samples),
                 extra={
-                    "n_train_series": self.train_shape_[0],
+                    "n_train_series": len(self.train_lengths_),
+                    "train_length_range": [int(self.train_lengths_.min()),
+                                           int(self.train_lengths_.max())],
                     "n_train_windows": self.n_train_windows_,
                     "n_duplicate_windows_collapsed": (
                         self.n_train_windows_ - self.train_index_.n_reference

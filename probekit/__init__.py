@@ -47,6 +47,7 @@ from probekit.registry import (
     get_probe,
     registries,
 )
+from probekit.settings import EvaluationSettings
 from probekit.timescales import (
     TimescaleSettings,
     early_stopping_window,
@@ -64,6 +65,7 @@ __all__ = [
     "Dataset",
     "DatasetSplits",
     "DuplicateNameError",
+    "EvaluationSettings",
     "FeatureExtractor",
     "Generator",
     "InputFileError",

@@ -16,6 +16,7 @@ from matplotlib import ticker, transforms
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from probekit.analysis import Curve
 from probekit.timescales import ScalingFit, TauEstimate, Window
 
 GEN_COLOR = "#1f77b4"
@@ -23,27 +24,6 @@ MEM_COLOR = "#d62728"
 GAP_COLOR = "#9467bd"
 WINDOW_COLOR = "#2ca02c"
 DPI = 110
-
-
-@dataclass(frozen=True)
-class Curve:
-    """One measure field across checkpoints (CI bounds NaN where there is none)."""
-
-    measure: str
-    field: str
-    steps: np.ndarray
-    value: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
-    higher_is_better: bool | None = None
-
-    @property
-    def has_ci(self) -> bool:
-        return bool(np.isfinite(self.ci_low).all() and np.isfinite(self.ci_high).all())
-
-    @property
-    def label(self) -> str:
-        return f"{self.measure}: {self.field}"
 
 
 def to_png(fig: Figure) -> bytes:
@@ -300,9 +280,10 @@ class NeighborPanel:
     step: int
     generated: np.ndarray  # (k, ...) first k kept samples of this checkpoint
     nearest: np.ndarray  # (k, ...) their nearest training samples
-    ratio: np.ndarray  # (k,) d1/d2, NaN when unknown
+    ratio: np.ndarray  # (k,) the memorization probe's per-sample score, NaN when unknown
     memorized: np.ndarray  # (k,) bool
     f_mem: float | None
+    score_label: str = "d1/d2"  # what ``ratio`` is (nn-ratio: d1/d2)
 
 
 def _to_rgb(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -366,7 +347,7 @@ def plot_neighbor_grid(panels: Sequence[NeighborPanel], *, value_range: tuple[fl
             spine.set_visible(False)
         f_text = "" if panel.f_mem is None else f" — f_mem = {panel.f_mem:.3f}"
         ax.set_title(f"step {panel.step}{f_text}", fontsize=10, loc="left")
-        ax.set_xlabel("d1/d2 of each pair", fontsize=8)
+        ax.set_xlabel(f"{panel.score_label} of each pair", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return to_png(fig)
 

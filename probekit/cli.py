@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from probekit.errors import ProbekitError, ValidationError
+from probekit.errors import ProbekitError
 
 Handler = Callable[[argparse.Namespace], int]
-_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler]]] = []
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler], str | None]] = []
 
 #: Registry kinds by their plural CLI spelling.
 KIND_NAMES = {
@@ -38,11 +38,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def command(name: str, help: str) -> Callable:
+def command(name: str, help: str, *, epilog: str | None = None) -> Callable:
     """Register a subcommand builder ``build(parser) -> handler``."""
 
     def deco(build: Callable[[argparse.ArgumentParser], Handler]):
-        _COMMANDS.append((name, help, build))
+        _COMMANDS.append((name, help, build, epilog))
         return build
 
     return deco
@@ -51,15 +51,16 @@ def command(name: str, help: str) -> Callable:
 def parse_settings(pairs: Sequence[str] | None) -> dict[str, Any]:
     """``["k=0.5", "features=pixels"]`` → ``{"k": "0.5", "features": "pixels"}`` (validated
     and coerced later by the plugin's settings model)."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValidationError(
-                f"--set must be key=value; got {pair!r}. Example: --set k=0.5"
-            )
-        out[key.strip()] = value
-    return out
+    from probekit.cliargs import parse_key_values
+
+    return parse_key_values(pairs)
+
+
+def _measure_settings(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """``["nn-ratio.k=0.5"]`` → ``{"nn-ratio": {"k": "0.5"}}``."""
+    from probekit.cliargs import parse_key_values
+
+    return parse_key_values(pairs, nested=True)
 
 
 def load_input(path: str, *, what: str):
@@ -129,10 +130,15 @@ def _plugins_cmd(p: argparse.ArgumentParser) -> Handler:
 @command("list", help="list registered probes, metrics, extractors, adapters, datasets, ...")
 def _list_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("kind", nargs="?", choices=sorted(KIND_NAMES), help="only this kind")
+    p.add_argument("--settings", metavar="NAME",
+                   help="print the settings of one plugin (or of `evaluate`) with their "
+                   "defaults, constraints and descriptions")
 
     def run(args: argparse.Namespace) -> int:
         from probekit.registry import registries
 
+        if args.settings:
+            return _print_settings(args.settings, args.kind)
         regs = registries()
         kinds = [KIND_NAMES[args.kind]] if args.kind else list(KIND_NAMES.values())
         rows = []
@@ -144,6 +150,47 @@ def _list_cmd(p: argparse.ArgumentParser) -> Handler:
         return 0
 
     return run
+
+
+def _print_settings(name: str, kind: str | None) -> int:
+    """``probekit list [KIND] --settings NAME``."""
+    from probekit.cliargs import describe_settings
+    from probekit.errors import UnknownNameError
+    from probekit.registry import registries
+
+    if name == "evaluate" and kind is None:
+        from probekit.settings import EvaluationSettings
+
+        model: Any = EvaluationSettings
+        title = "evaluate (probekit evaluate's flags; EvaluationSettings)"
+    else:
+        regs = registries()
+        kinds = [KIND_NAMES[kind]] if kind else list(KIND_NAMES.values())
+        found = [(k, regs[k].entry(name)) for k in kinds if name in regs[k]]
+        if not found:
+            if len(kinds) == 1:
+                regs[kinds[0]].get(name)  # raises the registry's own error (closest match)
+            known = sorted({n for k in kinds for n in regs[k].names()})
+            raise UnknownNameError(
+                f"list --settings: {name!r} is not a registered "
+                f"{'plugin' if kind is None else KIND_NAMES[kind]}; known: {', '.join(known)}."
+            )
+        if len(found) > 1:
+            raise UnknownNameError(
+                f"list --settings: {name!r} names a {found[0][0]} and a {found[1][0]}; give the "
+                f"kind: `probekit list {found[0][0]}s --settings {name}`."
+            )
+        entry = found[0][1]
+        model = entry.cls.Settings
+        title = f"{name} ({entry.kind}, plugin {entry.plugin} {entry.version})"
+    rows = [[r["name"], r["type"], r["default"], r["constraints"], r["description"]]
+            for r in describe_settings(model)]
+    print(title)
+    if not rows:
+        print("  takes no settings")
+        return 0
+    print(text_table(rows, ["setting", "type", "default", "constraints", "description"]))
+    return 0
 
 
 # -- probe -----------------------------------------------------------------------------------
@@ -199,35 +246,36 @@ def _demo_cmd(p: argparse.ArgumentParser) -> Handler:
 
 @command("report", help="rebuild results.csv, summary.json, plots and report.html of runs")
 def _report_cmd(p: argparse.ArgumentParser) -> Handler:
+    from probekit.cliargs import add_settings_arguments
+    from probekit.timescales import TimescaleSettings
+
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (probekit evaluate)")
     p.add_argument("--out", help="one run: where to write (default: the run directory); "
                    "several runs that differ in n: folder of the scaling report (default: "
                    "scaling-report next to the first run)")
-    p.add_argument("--mem-level", type=float, help="tau_mem level of f_mem (default: the run's)")
-    p.add_argument("--quality-measure", help="metric for tau_gen (default: the run's)")
-    p.add_argument("--gen-tol", type=float, help="tau_gen at 1 - gen_tol of the improvement")
-    p.add_argument("--gen-mode", choices=("relative", "absolute"),
-                   help="tau_gen threshold: the run's own improvement, or --gen-threshold "
-                   "(several runs: one common threshold, the default)")
-    p.add_argument("--gen-threshold", type=float,
-                   help="absolute quality level for tau_gen, in the metric's units")
+    # each run's stored timescale settings are the defaults; the flags override them
+    add_settings_arguments(p, TimescaleSettings)
     p.add_argument("--quiet", action="store_true", help="print nothing")
 
     def run(args: argparse.Namespace) -> int:
         from probekit import reports
+        from probekit.analysis import run_size
+        from probekit.cliargs import settings_from_args
+        from probekit.store import load_config
 
+        overrides = settings_from_args(TimescaleSettings, args)
         runs = [Path(r) for r in args.runs]
-        common = {"mem_level": args.mem_level, "quality_measure": args.quality_measure,
-                  "gen_tol": args.gen_tol}
-        own = {"gen_mode": args.gen_mode, "gen_threshold": args.gen_threshold}
         if len(runs) == 1:
             out = Path(args.out) if args.out else None
-            reports.write_reports(runs[0], quiet=args.quiet, out=out,
-                                  overrides={**common, **own})
+            reports.write_reports(runs[0], quiet=args.quiet, out=out, overrides=overrides)
             return 0
-        sizes = {reports.run_size(reports.read_config(r)) for r in runs}
+        configs = [load_config(r) for r in runs]
+        sizes = {run_size(c) for c in configs}
+        own = {k: overrides[k] for k in ("gen_mode", "gen_threshold") if k in overrides}
+        common = {k: v for k, v in overrides.items() if k not in own}
         # the runs' own reports keep their gen_mode unless a threshold is given for all
-        per_run = {**common, **(own if args.gen_threshold is not None else {})}
+        per_run = {**common, **(own if "gen_threshold" in own else {})}
+        out = Path(args.out) if args.out else runs[0].parent / "scaling-report"
         for r in runs:
             reports.write_reports(r, quiet=args.quiet, overrides=per_run)
         if len(sizes - {None}) < 2:
@@ -235,10 +283,9 @@ def _report_cmd(p: argparse.ArgumentParser) -> Handler:
                 print(f"probekit report: the runs do not differ in n ({sorted(sizes - {None})}); "
                       "no scaling analysis.")
             return 0
-        out = Path(args.out) if args.out else runs[0].parent / "scaling-report"
         reports.write_scaling_report(
-            runs, out, gen_mode=args.gen_mode or "absolute", gen_threshold=args.gen_threshold,
-            quiet=args.quiet, overrides=common,
+            runs, out, gen_mode=own.get("gen_mode") or "absolute",
+            gen_threshold=own.get("gen_threshold"), quiet=args.quiet, overrides=common,
         )
         return 0
 
@@ -257,93 +304,85 @@ def _reference_cmd(p: argparse.ArgumentParser) -> Handler:
 
 # -- evaluate --------------------------------------------------------------------------------
 
+#: Exit codes of ``probekit evaluate`` (also in its ``--help``).
+EXIT_FAILED_CHECKPOINTS = 3
+EXIT_INTERRUPTED = 130
 
-def _measure_settings(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    """``["nn-ratio.k=0.5"]`` → ``{"nn-ratio": {"k": "0.5"}}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in parse_settings(pairs).items():
-        measure, dot, option = key.partition(".")
-        if not dot or not measure or not option:
-            raise ValidationError(
-                f"--set must be MEASURE.KEY=VALUE; got {key}={value}. Example: --set nn-ratio.k=0.5"
-            )
-        out.setdefault(measure, {})[option] = value
-    return out
+_EVALUATE_EPILOG = (
+    "exit codes: 0 every checkpoint evaluated; 2 bad input (nothing was written); "
+    f"{EXIT_FAILED_CHECKPOINTS} finished, but some checkpoints failed (listed, recorded in the "
+    f"run; run the same command again to retry only those); {EXIT_INTERRUPTED} interrupted "
+    "(finished checkpoints are saved; the same command resumes)"
+)
 
 
-@command("evaluate", help="evaluate a checkpoint series: f_mem, quality, tau_gen, tau_mem, report")
+@command("evaluate", help="evaluate a checkpoint series: f_mem, quality, tau_gen, tau_mem, report",
+         epilog=_EVALUATE_EPILOG)
 def _evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
+    from probekit.cliargs import add_settings_arguments
+    from probekit.settings import EvaluationSettings
+
     p.add_argument("series", metavar="SERIES",
                    help="folder of checkpoints (ckpt-<step>.pt, Model_<step>, checkpoint-<step>/, "
                    "step-<step>.npy|npz|dir), a .toml/.json manifest (step -> path), a reference "
                    "run directory, or module:function for --adapter callable")
-    p.add_argument("--adapter", help="how to load checkpoints (`probekit list adapters`; default: "
-                   "implied by the series)")
-    p.add_argument("--adapter-set", action="append", metavar="KEY=VALUE",
-                   help="adapter setting, repeatable (e.g. --adapter-set num_inference_steps=50)")
     p.add_argument("--train", help="training set: .npy/.npz/.pt/.csv/image folder")
     p.add_argument("--holdout", help="held-out set of the same distribution, never trained on")
-    p.add_argument("--dataset", help="a registered dataset instead of --train/--holdout")
-    p.add_argument("--dataset-set", action="append", metavar="KEY=VALUE",
-                   help="dataset setting, repeatable (e.g. --dataset-set n_train=256)")
-    p.add_argument("--probes", help="comma-separated probes (e.g. nn-ratio,loss-gap)")
-    p.add_argument("--metrics", help="comma-separated quality metrics")
-    p.add_argument("--set", dest="settings", action="append", metavar="MEASURE.KEY=VALUE",
-                   help="measure setting, repeatable (e.g. --set nn-ratio.k=0.5)")
     p.add_argument("--out", help="run directory (default for a reference run: RUN/eval)")
-    p.add_argument("--n-samples", type=int, help="samples per checkpoint (default: all stored "
-                   "samples; a reference run's own n_samples; else 1000 generated)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
     p.add_argument("--steps", help="only these steps: 250,500 or 1000:5000 (inclusive)")
-    p.add_argument("--mem-level", type=float, help="tau_mem level of f_mem (default 0.01)")
-    p.add_argument("--quality-measure", help="metric for tau_gen (default: the first metric)")
-    p.add_argument("--gen-tol", type=float, help="tau_gen at 1 - gen_tol of the improvement")
-    p.add_argument("--gen-threshold", type=float,
-                   help="absolute quality level for tau_gen (sets gen_mode=absolute)")
-    p.add_argument("--cache-dir", help="reference-state cache (default: RUN/cache/reference)")
-    p.add_argument("--no-cache", action="store_true", help="prepare measures without the cache")
+    add_settings_arguments(p, EvaluationSettings)
     p.add_argument("--overwrite", action="store_true",
                    help="delete the results in --out and start again")
     p.add_argument("--no-report", action="store_true", help="do not write the reports")
-    p.add_argument("--quiet", action="store_true", help="no progress bar, no verdict")
+    p.add_argument("--quiet", action="store_true", help="no progress, no verdict")
 
     def run(args: argparse.Namespace) -> int:
         import shlex
 
-        from probekit.evaluator import EvaluationInterrupted, evaluate_series
+        from probekit.cliargs import settings_from_args
+        from probekit.errors import EvaluationInterrupted
+        from probekit.evaluator import open_series
 
-        timescales: dict[str, Any] = {}
-        for key in ("mem_level", "quality_measure", "gen_tol", "gen_threshold"):
-            if getattr(args, key) is not None:
-                timescales[key] = getattr(args, key)
-        if args.gen_threshold is not None:
-            timescales["gen_mode"] = "absolute"
+        settings = settings_from_args(EvaluationSettings, args)
+        prepared = open_series(
+            args.series, settings, out=args.out, train=args.train, holdout=args.holdout,
+            steps=args.steps, overwrite=args.overwrite, quiet=args.quiet,
+            reports=not args.no_report,
+        )
+        evaluator = prepared.evaluator
         argv = [a for a in sys.argv[1:] if a != "--overwrite"]
-        hint = shlex.join(["probekit", *argv]) if argv[:1] == ["evaluate"] else None
-        counts: dict[str, Any] = {}
+        again = shlex.join(["probekit", *argv]) if argv[:1] == ["evaluate"] else \
+            "the same command"
         try:
-            summary = evaluate_series(
-                args.series, out=args.out, adapter=args.adapter,
-                adapter_settings=parse_settings(args.adapter_set), train=args.train,
-                holdout=args.holdout, dataset=args.dataset,
-                dataset_settings=parse_settings(args.dataset_set),
-                probes=args.probes, metrics=args.metrics,
-                settings=_measure_settings(args.settings), n_samples=args.n_samples,
-                seed=args.seed, steps=args.steps, timescales=timescales,
-                cache_dir=False if args.no_cache else args.cache_dir, overwrite=args.overwrite,
-                quiet=args.quiet, reports=not args.no_report, resume_hint=hint,
-                on_counts=counts.update,
-            )
-        except EvaluationInterrupted:  # finished checkpoints committed; how to resume printed
-            return 130
+            counts = evaluator.run(prepared.checkpoints)
+        except EvaluationInterrupted as exc:
+            evaluator.close()
+            saved = str(exc).split(" Run the same")[0]
+            print(f"probekit evaluate: {saved} To resume, run {again} (finished checkpoints "
+                  "are skipped).", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BaseException:
+            evaluator.close()
+            raise
+        try:
+            summary = evaluator.finish()
         except KeyboardInterrupt:
-            print("probekit evaluate: interrupted before any checkpoint was evaluated.",
-                  file=sys.stderr)
-            return 130
+            print(f"probekit evaluate: interrupted while writing the reports; every checkpoint "
+                  f"is saved in {str(prepared.out)!r}. Write the reports with `probekit report "
+                  f"{shlex.quote(str(prepared.out))}`.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        failures = evaluator.failures
         if not args.quiet:
-            where = counts.get("out") or summary.get("run_dir")
-            print(f"probekit evaluate: {counts.get('evaluated', 0)} checkpoint(s) evaluated, "
-                  f"{counts.get('skipped', 0)} already done; results in {where}")
+            failed = f", {len(failures)} failed" if failures else ""
+            print(f"probekit evaluate: {counts['evaluated']} checkpoint(s) evaluated, "
+                  f"{counts['skipped']} already done{failed}; results in "
+                  f"{summary.get('run_dir') or prepared.out}")
+        if failures:
+            for step, reason in sorted(failures.items()):
+                print(f"probekit evaluate: step {step} failed: {reason}", file=sys.stderr)
+            print(f"probekit evaluate: {len(failures)} checkpoint(s) failed; fix them and run "
+                  f"{again} to retry only those.", file=sys.stderr)
+            return EXIT_FAILED_CHECKPOINTS
         return 0
 
     return run
@@ -443,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name, help_text, build in _COMMANDS:
-        sp = sub.add_parser(name, help=help_text, description=help_text)
+    for name, help_text, build, epilog in _COMMANDS:
+        sp = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog)
         sp.set_defaults(handler=build(sp))
     return parser
 

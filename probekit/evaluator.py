@@ -3,24 +3,30 @@
 Two doors, one engine:
 
 * :func:`evaluate_series` — give it a series (folder, manifest, reference-pipeline run or steps
-  of a ``module:function``), an adapter, the data and the measures; it walks the checkpoints
-  and writes the run directory and its reports. ``probekit evaluate`` calls it.
+  of a ``module:function``), the data and the settings; it walks the checkpoints and writes the
+  run directory and its reports. ``probekit evaluate`` calls the same pieces.
 * :class:`SeriesEvaluator` — the same as a callback for any training loop::
 
-      ev = SeriesEvaluator(out="runs/eval", train=train, holdout=holdout, probes=["nn-ratio"])
+      ev = SeriesEvaluator("runs/eval", train=train, holdout=holdout, probes="nn-ratio")
       for step in training:                      # your loop
           ...
           if step in checkpoint_steps:
               results = ev.evaluate_checkpoint(step, my_handle)   # a probekit.ModelHandle
       summary = ev.finish()                      # reports
 
+Settings — which measures, how many samples, the seed, how tau is read, the executor — are one
+frozen model, :class:`probekit.settings.EvaluationSettings`, given as an instance or as keyword
+arguments (validated: a misspelt one is an error). What is read (series, data, run directory)
+and how a call behaves (``overwrite``, ``quiet``, ``reports``) are plain arguments.
+
 How the work is split (DESIGN §8): the reference side — indexing the training set, reference
 feature statistics — is prepared once per run and cached on disk (:mod:`probekit.cache`).
-Evaluating one checkpoint is then a pure task, :func:`evaluate_checkpoint_task`:
-``(checkpoint, run settings, prepared reference) -> results``, handed to an executor (serial
-today; a process pool or Ray/Dask later), and only the driver writes the run store
-(:mod:`probekit.store`), one transaction per checkpoint. A killed or interrupted run resumes:
-the (checkpoint, measure) pairs already committed are skipped.
+Evaluating one checkpoint is then a pure task (:mod:`probekit.tasks`) handed to an executor
+(:mod:`probekit.executors`: serial, a process pool, or Ray), and only the driver writes the run
+store (:mod:`probekit.store`), one transaction per checkpoint as each task completes. A killed
+or interrupted run resumes: the (checkpoint, measure) pairs already committed are skipped. A
+checkpoint that cannot be evaluated is recorded as failed with its reason and retried by the
+next run; the others go on.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,189 +48,99 @@ import numpy as np
 from probekit.base import Adapter, Measure, Metric, ModelHandle, Probe, build_settings
 from probekit.cache import ReferenceCache, array_sha256
 from probekit.errors import EvaluationInterrupted, InputFileError, ValidationError
-from probekit.progress import Progress, clear_line, quiet_progress
+from probekit.progress import Progress, quiet_progress
 from probekit.series import Series, discover_series, read_reference_run, series_from_steps
+from probekit.settings import DEFAULT_N_SAMPLES, N_KEEP, EvaluationSettings
 from probekit.store import CACHE_DIR, RunStore, load_results
+from probekit.tasks import (
+    CheckpointOutcome,
+    CheckpointTask,
+    EvaluationContext,
+    evaluate_checkpoint_task,
+    failure_reason,
+)
 from probekit.types import Checkpoint, Result
-from probekit.validation import MODALITY_NDIM, check_array, describe
+from probekit.validation import check_array, describe
 
-#: Generated samples per checkpoint when ``n_samples`` is not given (pre-generated samples:
-#: as many as every checkpoint holds).
-DEFAULT_N_SAMPLES = 1000
-#: Generated samples kept per checkpoint in ``samples/`` for the reports' pictures.
-N_KEEP = 64
 #: Folder (inside a reference-pipeline run) that its evaluation goes to by default.
 REFERENCE_EVAL_DIR = "eval"
 
-MeasureLike = str | Measure
+
+# -- settings and measures ------------------------------------------------------------------------
 
 
-# -- the pure per-checkpoint task ---------------------------------------------------------------
+def make_settings(settings: EvaluationSettings | Mapping[str, Any] | None = None,
+                  **overrides: Any) -> tuple[EvaluationSettings, list[Measure], Adapter | None]:
+    """Validate ``settings`` plus keyword overrides into :class:`EvaluationSettings`.
 
-
-@dataclass(frozen=True)
-class CheckpointTask:
-    """One unit of work: evaluate ``measures`` at ``checkpoint``.
-
-    Everything in it is plain data, so a task can be sent to another process.
+    ``probes`` and ``metrics`` may also hold ready :class:`~probekit.Measure` instances and
+    ``adapter`` an :class:`~probekit.Adapter` instance (for measures or adapters that are not
+    registered): they are returned apart, and the settings record their names.
     """
-
-    checkpoint: Checkpoint
-    measures: tuple[str, ...]
-    n_samples: int
-    seed: int
-    n_keep: int
-
-
-@dataclass
-class EvaluationContext:
-    """The run-wide, read-only side of every task: the prepared measures (the cached
-    reference), the adapter, and what generated samples must look like."""
-
-    measures: Mapping[str, Measure]
-    adapter: Adapter | None
-    modality: str
-    sample_shape: tuple[int, ...] | None
-    adapter_name: str = "handle"
-
-
-@dataclass
-class CheckpointOutcome:
-    """What a task returns to the driver (which commits it)."""
-
-    checkpoint: Checkpoint
-    results: list[Result]
-    kept_samples: np.ndarray | None
-    n_samples: int
-    seconds: dict[str, float] = field(default_factory=dict)
-    measure_seconds: dict[str, float] = field(default_factory=dict)
-
-
-def evaluate_checkpoint_task(
-    task: CheckpointTask, context: EvaluationContext, handle: ModelHandle | None = None
-) -> CheckpointOutcome:
-    """Load the checkpoint (unless ``handle`` is given), generate samples if a measure needs
-    them, and run every measure of ``task``. Writes nothing."""
-    step = task.checkpoint.step
-    started = time.perf_counter()
-    if handle is None:
-        if context.adapter is None:
-            raise ValidationError("evaluator: a task needs an adapter or a loaded handle.")
-        handle = context.adapter.load(task.checkpoint)
-    loaded = time.perf_counter()
-    measures = [context.measures[name] for name in task.measures]
-    samples = None
-    if any("samples" in m.requires for m in measures):
-        samples = _check_samples(handle.generate(task.n_samples, task.seed), task, context)
-    generated = time.perf_counter()
-    results, measure_seconds = [], {}
-    for measure in measures:
-        t0 = time.perf_counter()
-        results.append(_evaluate_measure(measure, samples, handle, step))
-        measure_seconds[measure.name] = time.perf_counter() - t0
-    done = time.perf_counter()
-    kept = None
-    if samples is not None and task.n_keep > 0:
-        kept = np.array(samples[: task.n_keep], dtype=np.float32)
-    return CheckpointOutcome(
-        checkpoint=task.checkpoint,
-        results=results,
-        kept_samples=kept,
-        n_samples=task.n_samples if samples is not None else 0,
-        seconds={"load": loaded - started, "generate": generated - loaded,
-                 "measures": done - generated},
-        measure_seconds=measure_seconds,
-    )
-
-
-def _check_samples(samples: Any, task: CheckpointTask, context: EvaluationContext) -> np.ndarray:
-    step = task.checkpoint.step
-    who = f"adapter {context.adapter_name!r} at step {step}"
-    modality = context.modality if context.modality in MODALITY_NDIM else None
-    samples = check_array(samples, who=who, name="samples", modality=modality,
-                          dtype=_float_dtype(samples))
-    if len(samples) != task.n_samples:
-        raise ValidationError(
-            f"{who}: generate(n={task.n_samples}, ...) must return {task.n_samples} samples; got "
-            f"{describe(samples)}. Fix the adapter's generate()."
-        )
-    if context.sample_shape is not None and samples.shape[1:] != context.sample_shape:
-        raise ValidationError(
-            f"{who}: samples must have the per-sample shape of the training set "
-            f"{context.sample_shape}; got {samples.shape[1:]}. Generate at the training "
-            "resolution and layout (images (n, channels, height, width); series (n, "
-            "n_timesteps, n_channels))."
-        )
-    return samples
-
-
-def _evaluate_measure(measure: Measure, samples: np.ndarray | None, handle: ModelHandle,
-                      step: int) -> Result:
-    if isinstance(measure, Metric):
-        return measure.evaluate(samples)
-    model = handle if "model" in measure.requires else None
-    if model is not None and type(model).predict_noise is ModelHandle.predict_noise:
-        raise ValidationError(
-            f"{measure.name}: needs a model that predicts noise, but the handle of step {step} "
-            f"({type(model).__name__}) cannot. Use a white-box adapter (diffusers, ddpm) or "
-            f"drop {measure.name}."
-        )
-    return measure.evaluate(samples if "samples" in measure.requires else None, model=model)
-
-
-class SerialExecutor:
-    """Runs tasks one after the other in this process, lazily (one task's samples in memory
-    at a time). Any object with the same ``map`` can replace it."""
-
-    def map(self, fn: Callable[[CheckpointTask], CheckpointOutcome],
-            tasks: Iterable[CheckpointTask]) -> Iterator[CheckpointOutcome]:
-        for task in tasks:
-            yield fn(task)
-
-
-# -- building blocks ------------------------------------------------------------------------------
-
-
-def _float_dtype(x: Any) -> type:
-    dtype = getattr(x, "dtype", None)
-    return dtype.type if dtype is not None and np.dtype(dtype).kind == "f" else np.float32
-
-
-def _split_names(value: str | Sequence[MeasureLike] | None) -> list[MeasureLike]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return list(value)
-
-
-def build_measures(
-    probes: str | Sequence[MeasureLike] | None,
-    metrics: str | Sequence[MeasureLike] | None,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[Measure]:
-    """Instantiate the measures: registry names (with ``settings[name]``) or ready instances."""
-    from probekit.registry import get_metric, get_probe
-
-    settings = dict(settings or {})
-    measures: list[Measure] = []
-    for kind, items, base, lookup in (("probe", probes, Probe, get_probe),
-                                      ("metric", metrics, Metric, get_metric)):
-        for item in _split_names(items):
-            if isinstance(item, str):
-                measures.append(lookup(item)(settings.pop(item, None)))
-            elif isinstance(item, base):
-                if item.name in settings:
+    values = settings.model_dump() if isinstance(settings, EvaluationSettings) else \
+        dict(settings or {})
+    values.update(overrides)
+    instances: list[Measure] = []
+    for key, base in (("probes", Probe), ("metrics", Metric)):
+        items = values.get(key)
+        if items is None or isinstance(items, str):
+            continue
+        names = []
+        for item in items:
+            if isinstance(item, Measure):
+                if not isinstance(item, base):
+                    raise ValidationError(
+                        f"evaluator: {key} must hold {key} (probekit.{base.__name__}); got the "
+                        f"{type(item).__name__} {item.name!r}. Put it under the other argument."
+                    )
+                if item.name in values.get("measure_settings", {}):
                     raise ValidationError(
                         f"evaluator: settings for {item.name!r} were given both in the instance "
-                        "and in settings=; give them in one place."
+                        "and in measure_settings; give them in one place."
                     )
-                measures.append(item)
-            else:
+                instances.append(item)
+            elif not isinstance(item, str):
                 raise ValidationError(
-                    f"evaluator: each of {kind}s must be a registered name or a "
+                    f"evaluator: each of {key} must be a registered name or a "
                     f"probekit.{base.__name__}; got {describe(item)}."
                 )
+            names.append(item.name if isinstance(item, Measure) else item)
+        values[key] = tuple(names)
+    adapter = values.get("adapter")
+    adapter_instance = None
+    if isinstance(adapter, Adapter):
+        if values.get("adapter_settings"):
+            raise ValidationError(
+                "evaluator: give adapter settings either in the instance or in "
+                "adapter_settings, not both."
+            )
+        adapter_instance = adapter
+        values["adapter"] = adapter.name
+    elif adapter is not None and not isinstance(adapter, str):
+        raise ValidationError(
+            f"evaluator: adapter must be a registered name or a probekit.Adapter; got "
+            f"{describe(adapter)}."
+        )
+    validated = build_settings(EvaluationSettings, "evaluator", values)
+    assert isinstance(validated, EvaluationSettings)
+    return validated, instances, adapter_instance
+
+
+def build_measures(settings: EvaluationSettings, instances: Sequence[Measure] = ()
+                   ) -> list[Measure]:
+    """The measures of ``settings`` in order: registry names instantiated with their
+    ``measure_settings``, or the ready instances of the same name."""
+    from probekit.registry import get_metric, get_probe
+
+    given = {m.name: m for m in instances}
+    options = dict(settings.measure_settings)
+    measures: list[Measure] = []
+    for names, lookup in ((settings.probes, get_probe), (settings.metrics, get_metric)):
+        for name in names:
+            if name in given:
+                measures.append(given[name])
+            else:
+                measures.append(lookup(name)(options.pop(name, None)))
     if not measures:
         raise ValidationError(
             "evaluator: probes and metrics must name at least one measure; got none. "
@@ -234,20 +150,21 @@ def build_measures(
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValidationError(f"evaluator: each measure may appear once; {repeated} repeat.")
-    if settings:
-        unknown = sorted(settings)
+    if options:
         raise ValidationError(
-            f"evaluator: settings were given for {unknown}, which are not among the measures "
-            f"{names}. Add them to --probes/--metrics or fix the name."
+            f"evaluator: settings were given for {sorted(options)}, which are not among the "
+            f"measures {names}. Add them to --probes/--metrics or fix the name."
         )
     return measures
 
 
-def _measure_config(measure: Measure) -> dict[str, Any]:
+def measure_config(measure: Measure) -> dict[str, Any]:
+    """A measure's entry in ``config.json["measures"]``."""
     cls = type(measure)
     return {
         "name": measure.name,
         "kind": "probe" if isinstance(measure, Probe) else "metric",
+        "role": cls.role,
         "headline": cls.headline,
         "higher_is_better": bool(cls.higher_is_better),
         "requires": list(cls.requires),
@@ -274,6 +191,9 @@ def _versions(measures: Sequence[Measure], adapter: Adapter | None) -> dict[str,
     return versions
 
 
+# -- data ---------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class _Data:
     train: np.ndarray | None
@@ -284,10 +204,10 @@ class _Data:
     dataset_settings: dict[str, Any]
 
 
-def _load_data(train: Any, holdout: Any, dataset: str | None,
-               dataset_settings: Mapping[str, Any] | None) -> _Data:
+def _load_data(train: Any, holdout: Any, settings: EvaluationSettings) -> _Data:
     from probekit.io import load_array
 
+    dataset, dataset_settings = settings.dataset, settings.dataset_settings
     if dataset is not None and (train is not None or holdout is not None):
         raise ValidationError(
             f"evaluator: give either a dataset ({dataset!r}) or train/holdout data, not both."
@@ -304,7 +224,7 @@ def _load_data(train: Any, holdout: Any, dataset: str | None,
         return _Data(splits.train, splits.holdout, None, None, dataset,
                      ds.settings.model_dump(mode="json"))
 
-    def one(value: Any, name: str) -> tuple[np.ndarray | None, str | None]:
+    def one(value: Any) -> tuple[np.ndarray | None, str | None]:
         if value is None:
             return None, None
         if isinstance(value, str | Path):
@@ -312,51 +232,44 @@ def _load_data(train: Any, holdout: Any, dataset: str | None,
             return load_array(path), str(path.resolve())
         return value, None
 
-    train_arr, train_path = one(train, "train")
-    holdout_arr, holdout_path = one(holdout, "holdout")
+    train_arr, train_path = one(train)
+    holdout_arr, holdout_path = one(holdout)
     return _Data(train_arr, holdout_arr, train_path, holdout_path, None, {})
+
+
+def _float_dtype(x: Any) -> type:
+    dtype = getattr(x, "dtype", None)
+    return dtype.type if dtype is not None and np.dtype(dtype).kind == "f" else np.float32
 
 
 def _modality_of(x: np.ndarray) -> str:
     return {4: "image", 3: "timeseries", 2: "features"}[x.ndim]
 
 
-# -- the evaluator --------------------------------------------------------------------------
+# -- the evaluator ------------------------------------------------------------------------------
 
 
 class SeriesEvaluator:
-    """Evaluates checkpoints one at a time into a run directory; usable from any training loop.
+    """Evaluates checkpoints into a run directory; usable from any training loop.
 
     Parameters
     ----------
     out : path
         The run directory (created, or resumed when its configuration matches).
+    settings : EvaluationSettings or mapping, optional
+        What to measure and how (:class:`probekit.settings.EvaluationSettings`); keyword
+        arguments override its fields (``probes="nn-ratio"``, ``n_samples=500``, ...).
+        ``probes``/``metrics`` may hold ready measure instances and ``adapter`` an adapter
+        instance.
     train, holdout : array or path, optional
-        Training set (what the model saw) and held-out set (same distribution, never seen).
-    dataset, dataset_settings : optional
-        A registered dataset instead of ``train``/``holdout`` (e.g. ``"digits"``).
-    probes, metrics : names or instances
-        Measures to evaluate at every checkpoint (``"nn-ratio"``, or ``"nn-ratio,loss-gap"``).
-    settings : mapping, optional
-        Per-measure settings by name, e.g. ``{"nn-ratio": {"k": 0.5}}``.
-    n_samples, seed : int
-        Samples generated per checkpoint, and the seed of their initial noise (the same at
-        every checkpoint).
-    adapter, adapter_settings : optional
-        The adapter that loads checkpoints (a name or an instance); needed by :meth:`run`,
-        recorded in ``config.json``. :meth:`evaluate_checkpoint` takes loaded handles instead.
+        Training set (what the model saw) and held-out set (same distribution, never seen);
+        or ``dataset=NAME`` in the settings.
     series : str, optional
         What the checkpoints are (a folder, a manifest...), recorded in ``config.json``.
-    n_keep : int
-        Generated samples kept per checkpoint for the report's pictures.
-    timescales : mapping, optional
-        How reports read tau_gen / tau_mem (:class:`probekit.timescales.TimescaleSettings`).
-    cache_dir : path, None or False
-        Reference-state cache (default ``<out>/cache/reference``; ``False`` disables it).
     overwrite : bool
         Delete the results of an existing run directory and start again.
     quiet : bool
-        No progress bars, no report verdict on stdout.
+        No progress, no report verdict on stdout.
     reports : bool
         Whether :meth:`finish` writes the reports.
     config_extra : mapping, optional
@@ -367,45 +280,32 @@ class SeriesEvaluator:
     def __init__(
         self,
         out: str | Path,
+        settings: EvaluationSettings | Mapping[str, Any] | None = None,
         *,
         train: np.ndarray | str | Path | None = None,
         holdout: np.ndarray | str | Path | None = None,
-        dataset: str | None = None,
-        dataset_settings: Mapping[str, Any] | None = None,
-        probes: str | Sequence[MeasureLike] | None = None,
-        metrics: str | Sequence[MeasureLike] | None = None,
-        settings: Mapping[str, Mapping[str, Any]] | None = None,
-        n_samples: int = DEFAULT_N_SAMPLES,
-        seed: int = 0,
-        adapter: str | Adapter | None = None,
-        adapter_settings: Mapping[str, Any] | None = None,
         series: str | None = None,
-        n_keep: int = N_KEEP,
-        timescales: Mapping[str, Any] | None = None,
-        cache_dir: str | Path | bool | None = None,
         overwrite: bool = False,
         quiet: bool = False,
         reports: bool = True,
         config_extra: Mapping[str, Any] | None = None,
+        **overrides: Any,
     ):
-        from probekit.timescales import TimescaleSettings
-
+        self.settings, instances, adapter = make_settings(settings, **overrides)
+        s = self.settings
         self.out = Path(out)
         self.quiet = quiet
         self.reports = reports
-        for name, value, low in (("n_samples", n_samples, 1), ("n_keep", n_keep, 0)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-                raise ValidationError(
-                    f"evaluator: {name} must be an integer >= {low}; got {value!r}."
-                )
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise ValidationError(f"evaluator: seed must be an integer; got {seed!r}.")
-        self.n_samples, self.seed, self.n_keep = int(n_samples), int(seed), int(n_keep)
+        self.n_samples = DEFAULT_N_SAMPLES if s.n_samples is None else s.n_samples
+        self.seed, self.n_keep = s.seed, s.n_keep
 
-        self.adapter = self._make_adapter(adapter, adapter_settings)
-        self.measures = build_measures(probes, metrics, settings)
+        self.adapter = adapter if adapter is not None else self._make_adapter(s)
+        if adapter is not None:  # record what the instance runs with
+            self.settings = s = s.model_copy(update={
+                "adapter_settings": adapter.settings.model_dump(mode="json")})
+        self.measures = build_measures(s, instances)
         self.measure_names = [m.name for m in self.measures]
-        data = _load_data(train, holdout, dataset, dataset_settings)
+        data = _load_data(train, holdout, s)
         self.train, self.holdout = self._check_data(data)
         self.modality = _modality_of(self.train if self.train is not None else self.holdout)
         self.sample_shape = (self.train if self.train is not None else self.holdout).shape[1:]
@@ -414,12 +314,6 @@ class SeriesEvaluator:
             "train": array_sha256(self.train) if self.train is not None else None,
             "holdout": array_sha256(self.holdout) if self.holdout is not None else None,
         }
-
-        ts_defaults = {"quality_measure": next(
-            (m.name for m in self.measures if isinstance(m, Metric)), None)}
-        timescale_settings = build_settings(
-            TimescaleSettings, "timescales", {**ts_defaults, **dict(timescales or {})})
-
         config = {
             "probekit_version": _versions([], None)["probekit"],
             "series": series,
@@ -440,8 +334,9 @@ class SeriesEvaluator:
             "seed": self.seed,
             "n_keep": self.n_keep,
             "steps": [],
-            "measures": [_measure_config(m) for m in self.measures],
-            "timescales": timescale_settings.model_dump(mode="json"),
+            "measures": [measure_config(m) for m in self.measures],
+            "timescales": s.timescales.model_dump(mode="json"),
+            "settings": s.model_dump(mode="json"),
             "versions": _versions(self.measures, self.adapter),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -452,43 +347,33 @@ class SeriesEvaluator:
             )
         config.update(dict(config_extra or {}))
 
-        if cache_dir is False:
+        if not s.cache:
             self.cache = ReferenceCache(None)
         else:
             self.cache = ReferenceCache(
-                Path(cache_dir) if cache_dir not in (None, True) else self.out / CACHE_DIR /
-                "reference")
+                Path(s.cache_dir) if s.cache_dir is not None else
+                self.out / CACHE_DIR / "reference")
         # everything is validated: only now is anything written
         self.store = RunStore.open(self.out, config, overwrite=overwrite)
         self._finished = self.store.finished()
         self._prepared: set[str] = set()
         #: How each measure was prepared: ``{name: ("cache" | "computed" | "uncached", s)}``.
         self.prepare_log: dict[str, tuple[str, float]] = {}
+        #: ``{step: reason}`` of the checkpoints that failed in this run (and were not retried
+        #: successfully since).
+        self.failures: dict[int, str] = {}
 
     # -- validation ------------------------------------------------------------------------
 
     @staticmethod
-    def _make_adapter(adapter: str | Adapter | None,
-                      adapter_settings: Mapping[str, Any] | None) -> Adapter | None:
-        if adapter is None:
-            if adapter_settings:
+    def _make_adapter(settings: EvaluationSettings) -> Adapter | None:
+        if settings.adapter is None:
+            if settings.adapter_settings:
                 raise ValidationError("evaluator: adapter_settings were given without adapter.")
             return None
-        if isinstance(adapter, Adapter):
-            if adapter_settings:
-                raise ValidationError(
-                    "evaluator: give adapter settings either in the instance or in "
-                    "adapter_settings, not both."
-                )
-            return adapter
-        if not isinstance(adapter, str):
-            raise ValidationError(
-                f"evaluator: adapter must be a registered name or a probekit.Adapter; got "
-                f"{describe(adapter)}."
-            )
         from probekit.registry import get_adapter
 
-        return get_adapter(adapter)(adapter_settings)
+        return get_adapter(settings.adapter)(settings.adapter_settings)
 
     def _check_data(self, data: _Data) -> tuple[np.ndarray | None, np.ndarray | None]:
         def check(x: Any, name: str) -> np.ndarray | None:
@@ -537,10 +422,13 @@ class SeriesEvaluator:
     # -- preparing ------------------------------------------------------------------------
 
     def _prepare(self, names: Iterable[str]) -> None:
+        from probekit.features import shared_features
+
         todo = [m for m in self.measures if m.name in set(names) and m.name not in self._prepared]
         if not todo:
             return
-        with Progress(len(todo), "preparing reference", leave=False) as bar:
+        # measures in one feature space prepared on one set extract its features once
+        with Progress(len(todo), "preparing reference", leave=False) as bar, shared_features():
             for measure in todo:
                 bar.set_status(measure.name)
                 t0 = time.perf_counter()
@@ -552,7 +440,8 @@ class SeriesEvaluator:
                 self._prepared.add(measure.name)
                 bar.update()
 
-    def _context(self) -> EvaluationContext:
+    def context(self) -> EvaluationContext:
+        """The run-wide side of every checkpoint task (prepared measures, adapter, shapes)."""
         return EvaluationContext(
             measures={m.name: m for m in self.measures},
             adapter=self.adapter,
@@ -573,6 +462,12 @@ class SeriesEvaluator:
 
     def _commit(self, outcome: CheckpointOutcome) -> None:
         step = outcome.checkpoint.step
+        if outcome.failure is not None:
+            with _sigint_deferred():
+                self.store.record_failure(step, str(outcome.checkpoint.path), outcome.failure)
+                self.store.add_steps([step])
+            self.failures[step] = outcome.failure
+            return
         with _sigint_deferred():
             self.store.commit_checkpoint(
                 step, str(outcome.checkpoint.path), outcome.results,
@@ -581,6 +476,7 @@ class SeriesEvaluator:
             )
             self._finished.update((step, r.measure) for r in outcome.results)
             self.store.add_steps([step])
+        self.failures.pop(step, None)
         from probekit._plugins import get_host
 
         get_host().hook.checkpoint_evaluated(run_dir=self.out, step=step,
@@ -593,6 +489,7 @@ class SeriesEvaluator:
 
         Measures already committed for ``step`` are not run again; their stored results are
         returned with the new ones (one :class:`~probekit.Result` per measure, in order).
+        An error in the handle or a measure propagates (nothing is committed for the step).
         """
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
             raise ValidationError(f"evaluator: step must be a non-negative integer; got {step!r}.")
@@ -610,60 +507,79 @@ class SeriesEvaluator:
                 path = Path(str(getattr(handle, "path", "") or ""))
                 task = CheckpointTask(Checkpoint(step, path), tuple(pending), self.n_samples,
                                       self.seed, self.n_keep)
-                outcome = evaluate_checkpoint_task(task, self._context(), handle=handle)
+                outcome = evaluate_checkpoint_task(task, self.context(), handle=handle)
                 self._commit(outcome)
             new = {r.measure: r for r in outcome.results}
         stored = {} if len(new) == len(self.measure_names) else {
             r.measure: r for r in load_results(self.out, step)}
         return [new.get(n) or stored[n] for n in self.measure_names]
 
-    def run(self, checkpoints: Sequence[Checkpoint], *, executor: Any = None,
-            resume_hint: str | None = None) -> dict[str, int]:
+    def run(self, checkpoints: Sequence[Checkpoint], *, executor: Any = None) -> dict[str, int]:
         """Evaluate every checkpoint with the adapter, skipping finished (step, measure) pairs.
 
-        Returns ``{"evaluated": ..., "skipped": ...}`` (numbers of checkpoints). On Ctrl-C the
-        finished checkpoints stay committed, a message on stderr says how to resume, and
-        :class:`EvaluationInterrupted` (a ``KeyboardInterrupt``) is raised.
+        ``executor`` is an object with ``run(tasks, context)`` yielding outcomes as tasks
+        complete (:mod:`probekit.executors`; default: the one the settings name). Returns
+        ``{"evaluated", "skipped", "failed"}`` (numbers of checkpoints). A checkpoint that
+        cannot be evaluated is recorded as failed with its reason (``self.failures``) and the
+        others go on. On Ctrl-C the finished checkpoints stay committed and
+        :class:`~probekit.errors.EvaluationInterrupted` (a ``KeyboardInterrupt``) is raised,
+        its message saying what was saved.
         """
         if self.adapter is None:
             raise ValidationError("evaluator: run() needs an adapter; pass adapter=NAME.")
         self.store.add_steps(c.step for c in checkpoints)
         todo = [c for c in checkpoints if self.pending(c.step)]
         skipped = len(checkpoints) - len(todo)
-        executor = executor or SerialExecutor()
-        evaluated = 0
-        current: int | None = None
-        context = self._context()
+        evaluated = failed = 0
+        submitted: list[int] = []
+
+        def tasks() -> Iterator[CheckpointTask]:
+            for checkpoint in todo:
+                submitted.append(checkpoint.step)
+                yield self._timestamped(self._task(checkpoint))
+
         with _quiet_if(self.quiet):
             bar = Progress(len(todo), "checkpoints")
+            own_executor = executor is None
             try:
                 self._prepare({n for c in todo for n in self.pending(c.step)})
+                if own_executor:
+                    from probekit.executors import make_executor
+
+                    executor = make_executor(self.settings)
                 with bar:
-
-                    def work(task: CheckpointTask) -> CheckpointOutcome:
-                        nonlocal current
-                        current = task.checkpoint.step
-                        bar.set_status(f"step {current}")
-                        return evaluate_checkpoint_task(task, context)
-
-                    for outcome in executor.map(work, (self._task(c) for c in todo)):
+                    for outcome in executor.run(tasks(), self.context()):
                         self._commit(outcome)
-                        evaluated += 1
-                        bar.update(status=f"step {outcome.checkpoint.step} done")
+                        step = outcome.checkpoint.step
+                        if outcome.failure is None:
+                            evaluated += 1
+                            bar.update(status=f"step {step} done")
+                        else:
+                            failed += 1
+                            bar.update(status=f"step {step} FAILED")
+                            bar.note(f"step {step} failed: {outcome.failure}")
             except KeyboardInterrupt as interrupt:
-                clear_line()
-                evaluated = sum(1 for c in todo if not self.pending(c.step))
-                unfinished = f"; step {current} was not saved" if current is not None and \
-                    self.pending(current) else ""
-                print(
-                    f"probekit: interrupted. {evaluated} of {len(todo)} checkpoint(s) evaluated "
-                    f"and saved in {str(self.out)!r}{unfinished}. To resume, run "
-                    f"{resume_hint or 'the same evaluation again'} (finished checkpoints are "
-                    "skipped).",
-                    file=sys.stderr,
-                )
-                raise EvaluationInterrupted(str(self.out)) from interrupt
-        return {"evaluated": evaluated, "skipped": skipped}
+                bar.close()
+                done = sum(1 for c in todo if not self.pending(c.step))
+                lost = [s for s in submitted if self.pending(s) and s not in self.failures]
+                unsaved = "" if not lost else (
+                    f"; step {lost[0]} was not saved" if len(lost) == 1 else
+                    f"; steps {', '.join(map(str, lost))} were not saved")
+                raise EvaluationInterrupted(
+                    f"interrupted. {done} of {len(todo)} checkpoint(s) evaluated and saved in "
+                    f"{str(self.out)!r}{unsaved}. Run the same evaluation again to resume "
+                    "(finished checkpoints are skipped)."
+                ) from interrupt
+            finally:
+                if own_executor and executor is not None:
+                    executor.close()
+        return {"evaluated": evaluated, "skipped": skipped, "failed": failed}
+
+    @staticmethod
+    def _timestamped(task: CheckpointTask) -> CheckpointTask:
+        from dataclasses import replace
+
+        return replace(task, submitted_at=time.time())
 
     def finish(self) -> dict[str, Any]:
         """Write the reports (unless ``reports=False``), close the store, return the summary."""
@@ -671,10 +587,13 @@ class SeriesEvaluator:
         if self.reports:
             from probekit.reports import write_reports
 
-            summary = write_reports(self.out, quiet=self.quiet)
+            summary = write_reports(self.out, quiet=self.quiet, train=self.train)
         else:
+            from probekit.store import load_failures
+
             summary = {"run_dir": str(self.out), "steps": sorted({s for s, _ in self._finished}),
-                       "measures": list(self.measure_names)}
+                       "measures": list(self.measure_names),
+                       "failures": load_failures(self.out)}
         from probekit._plugins import get_host
 
         get_host().hook.evaluation_finished(run_dir=self.out, summary=summary)
@@ -692,7 +611,7 @@ class SeriesEvaluator:
 
 
 def _quiet_if(quiet: bool) -> contextlib.AbstractContextManager:
-    """Silence progress bars when ``quiet`` (otherwise leave the caller's choice alone)."""
+    """Silence progress when ``quiet`` (otherwise leave the caller's choice alone)."""
     return quiet_progress(True) if quiet else contextlib.nullcontext()
 
 
@@ -793,30 +712,123 @@ def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) 
     return min(counts)
 
 
-def evaluate_series(
+def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) -> int:
+    """``n_samples`` or, when not given, every stored sample (pre-generated samples: the
+    smallest count over the whole series, whatever ``steps`` selects, so that evaluating a
+    subset first and the rest later resolves the same number) or :data:`DEFAULT_N_SAMPLES`.
+
+    A checkpoint that cannot be loaded here is left out of the count (the run records it as
+    failed). Asking for more samples than a checkpoint holds is refused before anything is
+    written.
+    """
+    counts: list[tuple[int, int]] = []
+    for checkpoint in series.checkpoints:
+        try:
+            handle = adapter.load(checkpoint)
+        except Exception:  # recorded as a failed checkpoint when the run reaches it
+            continue
+        available = getattr(handle, "n_available", None)
+        if available is None:
+            return DEFAULT_N_SAMPLES if n_samples is None else n_samples
+        counts.append((int(available), checkpoint.step))
+    if not counts:
+        return DEFAULT_N_SAMPLES if n_samples is None else n_samples
+    smallest, step = min(counts)
+    if n_samples is None:
+        return smallest
+    if n_samples > smallest:
+        raise ValidationError(
+            f"evaluate: n_samples must be at most the samples stored per checkpoint; got "
+            f"{n_samples}, but step {step} holds {smallest}. Pass --n-samples {smallest} or "
+            "less, or store more samples."
+        )
+    return n_samples
+
+
+@dataclass
+class PreparedSeries:
+    """An evaluator opened on a series, with the checkpoints to evaluate (what
+    :func:`evaluate_series` runs; the CLI uses it to report counts and resume hints)."""
+
+    evaluator: SeriesEvaluator
+    checkpoints: list[Checkpoint]
+    out: Path
+
+
+def open_series(
     series: str | Path | Series | Sequence[int],
+    settings: EvaluationSettings | Mapping[str, Any] | None = None,
     *,
     out: str | Path | None = None,
-    adapter: str | None = None,
-    adapter_settings: Mapping[str, Any] | None = None,
     train: np.ndarray | str | Path | None = None,
     holdout: np.ndarray | str | Path | None = None,
-    dataset: str | None = None,
-    dataset_settings: Mapping[str, Any] | None = None,
-    probes: str | Sequence[MeasureLike] | None = None,
-    metrics: str | Sequence[MeasureLike] | None = None,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
-    n_samples: int | None = None,
-    seed: int = 0,
     steps: Iterable[int] | str | None = None,
-    n_keep: int = N_KEEP,
-    timescales: Mapping[str, Any] | None = None,
-    cache_dir: str | Path | bool | None = None,
     overwrite: bool = False,
     quiet: bool = False,
     reports: bool = True,
-    resume_hint: str | None = None,
-    on_counts: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> PreparedSeries:
+    """Resolve ``series`` and open its :class:`SeriesEvaluator` (nothing is evaluated yet).
+
+    The arguments are those of :func:`evaluate_series`.
+    """
+    validated, instances, adapter_instance = make_settings(settings, **overrides)
+    resolved = resolve_series(series, adapter=validated.adapter,
+                              adapter_settings=validated.adapter_settings, steps=steps)
+    if adapter_instance is None and resolved.adapter is None:
+        from probekit.registry import registries
+
+        names = ", ".join(registries().adapters.names())
+        raise ValidationError(
+            f"evaluate: adapter must be given for a series named {resolved.series.scheme!r} "
+            f"(no default); known adapters: {names}. Example: --adapter callable."
+        )
+    changes: dict[str, Any] = {}
+    if adapter_instance is None:
+        changes.update(adapter=resolved.adapter, adapter_settings=resolved.adapter_settings)
+    if train is None and holdout is None and validated.dataset is None and resolved.dataset:
+        changes.update(dataset=resolved.dataset, dataset_settings=resolved.dataset_settings)
+    out = out if out is not None else resolved.out
+    if out is None:
+        raise ValidationError(
+            "evaluate: out must be given (the run directory to write); got none. "
+            "Example: --out runs/my-eval"
+        )
+    if adapter_instance is None:
+        from probekit.registry import get_adapter
+
+        adapter_instance = get_adapter(resolved.adapter)(resolved.adapter_settings)
+    n_samples = validated.n_samples if validated.n_samples is not None else resolved.n_samples
+    changes["n_samples"] = _resolve_n_samples(n_samples, resolved.full or resolved.series,
+                                              adapter_instance)
+    values = {**validated.model_dump(), **changes,
+              "probes": [*(m for m in instances if isinstance(m, Probe)),
+                         *(n for n in validated.probes
+                           if n not in {m.name for m in instances})],
+              "metrics": [*(m for m in instances if isinstance(m, Metric)),
+                          *(n for n in validated.metrics
+                            if n not in {m.name for m in instances})],
+              "adapter": adapter_instance}
+    values.pop("adapter_settings", None)
+    evaluator = SeriesEvaluator(
+        out, values, train=train, holdout=holdout, series=_series_label(resolved.series),
+        overwrite=overwrite, quiet=quiet, reports=reports,
+    )
+    return PreparedSeries(evaluator, list(resolved.series.checkpoints), Path(out))
+
+
+def evaluate_series(
+    series: str | Path | Series | Sequence[int],
+    settings: EvaluationSettings | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path | None = None,
+    train: np.ndarray | str | Path | None = None,
+    holdout: np.ndarray | str | Path | None = None,
+    steps: Iterable[int] | str | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    reports: bool = True,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate every checkpoint of a series and write the run directory and its reports.
 
@@ -827,66 +839,37 @@ def evaluate_series(
         ``step-<step>.npy|npz|dir``), a ``.toml``/``.json`` manifest, a reference-pipeline run
         directory (adapter, dataset and ``out`` then default to its own), or
         ``"module:function"`` with the ``callable`` adapter and ``steps``.
+    settings, **overrides :
+        :class:`~probekit.settings.EvaluationSettings` (an instance or a mapping) and keyword
+        overrides of its fields: ``probes``, ``metrics``, ``measure_settings``, ``adapter``,
+        ``adapter_settings``, ``dataset``, ``dataset_settings``, ``n_samples`` (default: all
+        stored samples for pre-generated ones, else 1000), ``seed``, ``n_keep``,
+        ``timescales``, ``cache``, ``cache_dir``, ``executor``, ...
     out :
         The run directory (default for a reference-pipeline run: ``<run>/eval``).
-    adapter, adapter_settings :
-        How to load checkpoints (default: implied by the series' naming scheme).
+    train, holdout :
+        Training and held-out sets (arrays or paths), unless ``dataset`` is set.
     steps :
         Evaluate only these steps (``"250,500"``, ``"1000:5000"``, or a list).
-    n_samples :
-        Samples per checkpoint (default: all stored samples for pre-generated ones, else 1000).
-    resume_hint, on_counts :
-        For the command line: the command to repeat after Ctrl-C, and a callback receiving
-        ``{"evaluated": ..., "skipped": ..., "out": ...}`` (checkpoint counts, run directory).
-
-    The other parameters are those of :class:`SeriesEvaluator`.
+    overwrite, quiet, reports :
+        As for :class:`SeriesEvaluator`.
 
     Returns
     -------
     dict
-        The summary written to ``summary.json`` (``reports=False``: run directory, steps and
-        measures).
+        The summary written to ``summary.json`` (``reports=False``: run directory, steps,
+        measures and failures). Failed checkpoints are listed under ``"failures"``.
     """
-    resolved = resolve_series(series, adapter=adapter, adapter_settings=adapter_settings,
-                              steps=steps)
-    if resolved.adapter is None:
-        from probekit.registry import registries
-
-        names = ", ".join(registries().adapters.names())
-        raise ValidationError(
-            f"evaluate: adapter must be given for a series named {resolved.series.scheme!r} "
-            f"(no default); known adapters: {names}. Example: --adapter callable."
-        )
-    if train is None and holdout is None and dataset is None and resolved.dataset:
-        dataset, dataset_settings = resolved.dataset, resolved.dataset_settings
-    out = out if out is not None else resolved.out
-    if out is None:
-        raise ValidationError(
-            "evaluate: out must be given (the run directory to write); got none. "
-            "Example: --out runs/my-eval"
-        )
-    from probekit.registry import get_adapter
-
-    adapter_obj = get_adapter(resolved.adapter)(resolved.adapter_settings)
-    if n_samples is None:
-        n_samples = resolved.n_samples
-    n = _resolve_n_samples(n_samples, resolved.full or resolved.series, adapter_obj)
-    evaluator = SeriesEvaluator(
-        out, train=train, holdout=holdout, dataset=dataset, dataset_settings=dataset_settings,
-        probes=probes, metrics=metrics, settings=settings, n_samples=n, seed=seed,
-        adapter=adapter_obj, series=_series_label(resolved.series), n_keep=n_keep,
-        timescales=timescales, cache_dir=cache_dir, overwrite=overwrite, quiet=quiet,
-        reports=reports,
-    )
+    prepared = open_series(series, settings, out=out, train=train, holdout=holdout,
+                           steps=steps, overwrite=overwrite, quiet=quiet, reports=reports,
+                           **overrides)
+    evaluator = prepared.evaluator
     try:
-        counts = evaluator.run(resolved.series.checkpoints, resume_hint=resume_hint)
+        evaluator.run(prepared.checkpoints)
     except BaseException:
         evaluator.close()
         raise
-    summary = evaluator.finish()
-    if on_counts is not None:
-        on_counts({**counts, "out": str(out)})
-    return summary
+    return evaluator.finish()
 
 
 def _series_label(series: Series) -> str:
@@ -902,10 +885,15 @@ __all__ = [
     "CheckpointTask",
     "EvaluationContext",
     "EvaluationInterrupted",
-    "SerialExecutor",
+    "EvaluationSettings",
+    "PreparedSeries",
     "SeriesEvaluator",
     "build_measures",
     "evaluate_checkpoint_task",
     "evaluate_series",
+    "failure_reason",
+    "make_settings",
+    "measure_config",
+    "open_series",
     "resolve_series",
 ]

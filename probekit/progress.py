@@ -1,9 +1,12 @@
 """A small progress bar with an ETA, on stderr, for every long loop.
 
 Bars nest: a checkpoint loop's bar and an adapter's sampling bar share one line
-(``checkpoints 3/10 [===    ] 00:42<01:38 | sampling 20/50``). A bar draws nothing when
-stderr is not a terminal, or inside ``with quiet_progress():`` (the CLI's ``--quiet``), so logs
-and pipes stay clean. Redraws are limited to ten per second.
+(``checkpoints 3/10 [===    ] 00:42<01:38 | sampling 20/50``). Redraws are limited to ten per
+second. When stderr is not a terminal (a log file, a pipe, a batch job), the outer bars
+(``leave=True``: units of work such as checkpoints or runs) print one plain line per finished
+item instead — at most one every :data:`LINE_INTERVAL` seconds, plus the last — and inner bars
+print nothing, so a long job's log shows it is alive without filling up. Inside
+``with quiet_progress():`` (the CLI's ``--quiet``) nothing is printed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ T = TypeVar("T")
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("probekit_quiet", default=False)
 _ACTIVE: list[Progress] = []
 _MIN_INTERVAL = 0.1
+#: Seconds between two plain progress lines when stderr is not a terminal.
+LINE_INTERVAL = 2.0
 
 
 @contextlib.contextmanager
@@ -53,7 +58,8 @@ class Progress:
     desc : str
         What is being counted (``"checkpoints"``).
     enabled : bool or None
-        Force drawing on or off; ``None`` draws when ``stream`` is a terminal and not quiet.
+        Force drawing on or off; ``None`` draws when ``stream`` is a terminal and not quiet
+        (and, off a terminal, prints plain lines for an outer bar: see the module notes).
     stream : text stream
         Where to draw (default: ``sys.stderr``).
     leave : bool
@@ -73,9 +79,14 @@ class Progress:
         self.total = total
         self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
+        lines = False
         if enabled is None:
-            enabled = not _QUIET.get() and bool(getattr(self.stream, "isatty", lambda: False)())
+            terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+            enabled = not _QUIET.get() and terminal
+            lines = not _QUIET.get() and not terminal and leave
         self.enabled = enabled
+        #: Plain lines instead of a bar (not a terminal, an outer bar, not quiet).
+        self.lines = lines
         self.leave = leave
         self.width = width
         self.done = 0
@@ -125,8 +136,25 @@ class Progress:
         self.done += n
         if status is not None:
             self.status = status
+        last = self.total is not None and self.done >= self.total
         if self.enabled and self._open:
-            self._draw(force=self.total is not None and self.done >= self.total)
+            self._draw(force=last)
+        elif self.lines and self._open:
+            now = time.perf_counter()
+            if last or now - self._last_draw >= LINE_INTERVAL:
+                self._last_draw = now
+                self._write(f"probekit: {self.text()}\n")
+
+    def note(self, message: str) -> None:
+        """Print ``message`` on a line of its own (above the bar on a terminal; a plain line
+        in a log), unless quiet: for events a user must not miss, such as a failed item."""
+        if _QUIET.get() and not self.enabled:
+            return
+        if self.enabled and self._open:
+            self._write("\r\x1b[K" + message + "\n")
+            self._draw(force=True)
+        elif self.enabled or self.lines or not _QUIET.get():
+            self._write(f"probekit: {message}\n")
 
     def set_status(self, status: str) -> None:
         """Change the text shown after the bar (what is being worked on now)."""

@@ -100,7 +100,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     seconds_measures REAL,
     finished_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failures (
+    step INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    failed_at REAL NOT NULL
+);
 """
+#: Timing columns of ``checkpoints`` added after schema version 1 (added to older stores).
+_LATER_TIMING_COLUMNS = ("seconds_queue", "seconds_features", "worker")
 
 
 def step_file(step: int, suffix: str) -> str:
@@ -206,15 +215,30 @@ def load_results(run_dir: str | Path, step: int | None = None, *,
     return results
 
 
-def load_timings(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Per-checkpoint timings: ``step, n_samples, seconds_load, seconds_generate,
-    seconds_measures`` (the benchmark and reports read them)."""
+def load_failures(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Checkpoints that failed and have not succeeded since: ``step, path, reason, attempts``."""
     con = _connect_readonly(Path(run_dir))
     try:
-        cur = con.execute(
-            "SELECT step, path, n_samples, seconds_load, seconds_generate, seconds_measures "
-            "FROM checkpoints ORDER BY step"
-        )
+        if not con.execute("SELECT name FROM sqlite_master WHERE name = 'failures'").fetchone():
+            return []  # a store written before failures were recorded
+        cur = con.execute("SELECT step, path, reason, attempts FROM failures ORDER BY step")
+        return [{"step": int(s), "path": p, "reason": r, "attempts": int(a)}
+                for s, p, r, a in cur]
+    finally:
+        con.close()
+
+
+def load_timings(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per-checkpoint timings: ``step, n_samples, seconds_queue, seconds_load,
+    seconds_generate, seconds_features, seconds_measures, worker`` (benchmarks and reports read
+    them; a column a store predates is ``None``)."""
+    con = _connect_readonly(Path(run_dir))
+    try:
+        have = {row[1] for row in con.execute("PRAGMA table_info(checkpoints)")}
+        columns = ["step", "path", "n_samples", "seconds_queue", "seconds_load",
+                   "seconds_generate", "seconds_features", "seconds_measures", "worker"]
+        select = ", ".join(c if c in have else f"NULL AS {c}" for c in columns)
+        cur = con.execute(f"SELECT {select} FROM checkpoints ORDER BY step")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur]
     finally:
@@ -275,6 +299,30 @@ def config_differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> lis
     return diffs
 
 
+def _resume_advice(stored: Mapping[str, Any], new: Mapping[str, Any], n_diffs: int) -> str:
+    """How to get out of a mismatch: name each plugin that changed version (reinstall the
+    stored version to resume), else re-run with the stored settings; or start again."""
+    old = {m["name"]: m for m in stored.get("measures", [])}
+    bumped = [
+        (m["name"], m.get("plugin"), old[m["name"]].get("version"), m.get("version"))
+        for m in new.get("measures", [])
+        if m["name"] in old and old[m["name"]].get("version") != m.get("version")
+    ]
+    start_again = ("choose a new --out, or pass --overwrite (overwrite=True) to delete its "
+                   "results and start again.")
+    if not bumped:
+        return f"Re-run with the stored settings to resume, {start_again}"
+    changed = "; ".join(
+        f"plugin {plugin!r} (measure {name!r}) was version {a} when the run started and is {b} "
+        "now" for name, plugin, a, b in bumped
+    )
+    also = " and re-run with the stored settings" if n_diffs > len(bumped) else ""
+    return (
+        f"{changed}. To resume, reinstall the version the run was made with (`probekit plugins` "
+        f"names the distribution that provides each plugin){also}; or {start_again}"
+    )
+
+
 def merge_config(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """``new`` with the measures and steps of ``stored`` kept (the union, in first-seen order)."""
     merged = dict(new)
@@ -314,6 +362,11 @@ class RunStore:
         self._con.execute("PRAGMA journal_mode = WAL")
         self._con.execute("PRAGMA synchronous = NORMAL")
         self._con.executescript(_SCHEMA)
+        have = {row[1] for row in self._con.execute("PRAGMA table_info(checkpoints)")}
+        for column in _LATER_TIMING_COLUMNS:
+            if column not in have:
+                kind = "TEXT" if column == "worker" else "REAL"
+                self._con.execute(f"ALTER TABLE checkpoints ADD COLUMN {column} {kind}")
         self._con.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -353,9 +406,7 @@ class RunStore:
             store.close()
             raise ConfigMismatchError(
                 f"run directory {str(run_dir)!r} holds results made with another configuration: "
-                + "; ".join(diffs)
-                + ". Re-run with the stored settings to resume, choose a new --out, or pass "
-                "--overwrite (overwrite=True) to delete its results and start again."
+                + "; ".join(diffs) + ". " + _resume_advice(stored, new, len(diffs))
             )
         else:
             merged = merge_config(stored, new)
@@ -425,7 +476,9 @@ class RunStore:
         n_samples :
             How many samples the measures saw.
         seconds :
-            ``{"load", "generate", "measures"}`` wall times of this checkpoint.
+            ``{"queue", "load", "generate", "features", "measures"}`` wall times of this
+            checkpoint (``features``: feature extraction, part of ``measures``), and
+            ``"worker"`` (where it ran), when known.
         measure_seconds :
             Wall time of each measure.
         """
@@ -462,10 +515,13 @@ class RunStore:
                 )
             con.execute(
                 "INSERT OR REPLACE INTO checkpoints (step, path, n_samples, seconds_load, "
-                "seconds_generate, seconds_measures, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "seconds_generate, seconds_measures, finished_at, seconds_queue, "
+                "seconds_features, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (step, str(path), n_samples, seconds.get("load"), seconds.get("generate"),
-                 seconds.get("measures"), now),
+                 seconds.get("measures"), now, seconds.get("queue"), seconds.get("features"),
+                 None if seconds.get("worker") is None else str(seconds.get("worker"))),
             )
+            con.execute("DELETE FROM failures WHERE step = ?", (step,))
             con.execute("COMMIT")
         except BaseException as exc:
             if con.in_transaction:
@@ -477,6 +533,22 @@ class RunStore:
                     "process writing to this run directory?"
                 ) from None
             raise
+
+
+    def record_failure(self, step: int, path: str, reason: str) -> None:
+        """Record that ``step`` could not be evaluated and why (one line); a later run retries
+        it, and a success removes the record."""
+        reason = " ".join(str(reason).split())[:2000]
+        self._con.execute(
+            "INSERT INTO failures (step, path, reason, attempts, failed_at) VALUES (?, ?, ?, 1, "
+            "?) ON CONFLICT(step) DO UPDATE SET path = excluded.path, reason = excluded.reason, "
+            "attempts = attempts + 1, failed_at = excluded.failed_at",
+            (int(step), str(path), reason, time.time()),
+        )
+
+    def failures(self) -> dict[int, str]:
+        """``{step: reason}`` of the checkpoints that failed and have not succeeded since."""
+        return {int(s): r for s, r in self._con.execute("SELECT step, reason FROM failures")}
 
 
 def _finite(value: float) -> float | None:
@@ -539,6 +611,7 @@ __all__ = [
     "RunStore",
     "config_differences",
     "load_config",
+    "load_failures",
     "load_results",
     "load_rows",
     "load_timings",

@@ -52,20 +52,63 @@ PERSISTENCE = "first checkpoint at the level that is still at the level at the n
 
 
 class TimescaleSettings(Settings):
-    """How a run's timescales are read off its curves (``config.json["timescales"]``)."""
+    """How a run's timescales are read off its curves (``config.json["timescales"]``).
 
-    mem_measure: str = pydantic.Field("nn-ratio", description="probe whose headline is f_mem")
-    mem_level: float = pydantic.Field(MEM_LEVEL, gt=0, le=1, description="tau_mem level")
-    quality_measure: str | None = pydantic.Field(
-        None, description="metric for tau_gen (None: the run's first metric, if any)"
+    Floats must be finite. A ``gen_threshold`` given without ``gen_mode`` implies
+    ``gen_mode="absolute"``; a threshold with ``gen_mode="relative"`` is refused (it would be
+    ignored).
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    mem_measure: str | None = pydantic.Field(
+        None, description="probe whose headline (or NAME:FIELD) is f_mem (default: nn-ratio "
+        "when the run has it, else the run's first probe whose role is 'memorization')",
+        json_schema_extra={"metavar": "NAME[:FIELD]"},
     )
-    gen_tol: float = pydantic.Field(GEN_TOL, ge=0, lt=1, description="tau_gen tolerance")
+    mem_level: float = pydantic.Field(MEM_LEVEL, gt=0, le=1, description="tau_mem level of f_mem")
+    quality_measure: str | None = pydantic.Field(
+        None, description="metric (or NAME:FIELD) for tau_gen (default: the run's first metric "
+        "whose role is 'quality')", json_schema_extra={"metavar": "NAME[:FIELD]"},
+    )
+    gen_tol: float = pydantic.Field(
+        GEN_TOL, ge=0, lt=1, description="tau_gen at 1 - gen_tol of the quality improvement"
+    )
     gen_mode: Literal["relative", "absolute"] = pydantic.Field(
         "relative", description="relative: this run's own improvement; absolute: gen_threshold"
     )
     gen_threshold: float | None = pydantic.Field(
-        None, description="absolute quality level (metric units) for gen_mode='absolute'"
+        None, description="absolute quality level for tau_gen, in the metric's units "
+        "(implies gen_mode=absolute)",
     )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _threshold_implies_absolute(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("gen_threshold") is not None:
+            if data.get("gen_mode") in (None, "absolute"):
+                return {**data, "gen_mode": "absolute"}
+            raise ValueError(
+                "gen_threshold applies only with gen_mode='absolute'; drop gen_threshold, or "
+                "set gen_mode to 'absolute'"
+            )
+        return data
+
+    @pydantic.field_validator("mem_measure", "quality_measure")
+    @classmethod
+    def _measure_spec(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name, _, fld = value.partition(":")
+        if not name.strip() or (":" in value and not fld.strip()):
+            raise ValueError(f"must be NAME or NAME:FIELD (e.g. nn-ratio:f_mem); got {value!r}")
+        return value.strip()
+
+
+def split_measure_spec(spec: str) -> tuple[str, str | None]:
+    """``"nn-ratio:f_mem"`` → ``("nn-ratio", "f_mem")``; ``"nn-ratio"`` → ``("nn-ratio", None)``."""
+    name, _, fld = spec.partition(":")
+    return name, (fld or None)
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -877,4 +920,5 @@ __all__ = [
     "fit_scaling",
     "improvement_level",
     "interpolate_crossing",
+    "split_measure_spec",
 ]

@@ -101,7 +101,7 @@ def test_bad_input_is_one_clear_line(arrays, capsys, case):
     (["probe", "nn-ratoi"], "Did you mean 'nn-ratio'?"),
     (["probe", "nn-ratio", "--set", "kk=0.5"], "unknown option 'kk' (known options:"),
     (["probe", "nn-ratio", "--set", "k=2"], "option 'k' input should be less than 1"),
-    (["probe", "nn-ratio", "--set", "k"], "--set must be key=value"),
+    (["probe", "nn-ratio", "--set", "k"], "--set must be KEY=VALUE"),
     (["probe", "nn-ratio", "--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_bad_names_and_options(arrays, capsys, args, message):

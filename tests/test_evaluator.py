@@ -185,7 +185,8 @@ def test_planted_f_mem_at_every_step_and_parity_with_the_probe(data, tmp_path):
     assert (config["steps"], config["n_train"], config["modality"]) == (STEPS, N_TRAIN, "image")
     assert set(config["measures"][0]) >= {"name", "kind", "headline", "higher_is_better",
                                           "settings", "plugin", "version"}
-    assert config["timescales"]["mem_measure"] == "nn-ratio"
+    assert config["timescales"]["mem_measure"] is None  # nn-ratio, read when reporting
+    assert config["settings"]["probes"] == ["nn-ratio"]
     assert config["adapter_settings"] == {"function": data["spec"]}
     timings = load_timings(out)
     assert [t["step"] for t in timings] == STEPS and all(t["seconds_generate"] >= 0
@@ -219,12 +220,13 @@ def test_another_configuration_is_refused_unless_overwritten(data, tmp_path):
                         probes="nn-ratio", n_samples=N_SAMPLES, seed=4, steps=[0],
                         quiet=True, reports=False)
     with pytest.raises(ConfigMismatchError, match=r"nn-ratio settings: k=0\.33.* vs 0\.5"):
-        run_callable(data, out, settings={"nn-ratio": {"k": 0.5}})
+        run_callable(data, out, measure_settings={"nn-ratio": {"k": 0.5}})
     with pytest.raises(ConfigMismatchError, match="train_sha256"):
         evaluate_series(data["spec"], adapter="callable", train=data["holdout"],
                         holdout=data["holdout"], out=out, probes="nn-ratio",
                         n_samples=N_SAMPLES, seed=SEED, steps=[0], quiet=True, reports=False)
-    run_callable(data, out, steps=[0], settings={"nn-ratio": {"k": 0.5}}, overwrite=True)
+    run_callable(data, out, steps=[0], measure_settings={"nn-ratio": {"k": 0.5}},
+                 overwrite=True)
     assert {r["step"] for r in load_rows(out)} == {0}
     assert load_config(out)["measures"][0]["settings"]["k"] == 0.5
 
@@ -376,19 +378,24 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize(("stream", "quiet", "expect_bar"),
-                         [(FakeTerminal, False, True), (FakeTerminal, True, False),
-                          (io.StringIO, False, False)])
-def test_progress_bar_only_on_a_terminal_and_not_with_quiet(data, tmp_path, monkeypatch, stream,
-                                                            quiet, expect_bar):
+@pytest.mark.parametrize(("stream", "quiet", "expect"),
+                         [(FakeTerminal, False, "bar"), (FakeTerminal, True, "nothing"),
+                          (io.StringIO, False, "lines"), (io.StringIO, True, "nothing")])
+def test_progress_bar_on_a_terminal_lines_in_a_log_nothing_with_quiet(
+        data, tmp_path, monkeypatch, stream, quiet, expect):
     err = stream()
     monkeypatch.setattr(sys, "stderr", err)
     argv = [*data["argv"], "--probes", "nn-ratio", "--out", str(tmp_path / "run")]
     assert main(argv + (["--quiet"] if quiet else [])) == 0
     text = err.getvalue()
-    if expect_bar:
+    if expect == "bar":
         assert "checkpoints 4/4 [" in text and "<00:00" in text
         assert "\r" in text
+    elif expect == "lines":  # a log: plain lines, no carriage returns or escape codes
+        lines = text.splitlines()
+        assert lines and all(line.startswith("probekit: checkpoints ") for line in lines)
+        assert lines[-1].startswith("probekit: checkpoints 4/4") and "step 1000 done" in lines[-1]
+        assert "\r" not in text and "\x1b" not in text
     else:
         assert text == ""
 
@@ -695,7 +702,7 @@ def test_ctrl_c_while_preparing_says_so(data, tmp_path, capsys, fresh_host):
     from probekit.evaluator import EvaluationInterrupted
 
     register_plugin(InterruptingPlugin(), name="interrupting")
-    with pytest.raises(EvaluationInterrupted):
+    with pytest.raises(EvaluationInterrupted) as caught:
         run_callable(data, tmp_path / "run", probes="interrupted-while-preparing")
-    err = capsys.readouterr().err
-    assert "interrupted. 0 of 4 checkpoint(s) evaluated" in err and "To resume" in err
+    message = str(caught.value)
+    assert "interrupted. 0 of 4 checkpoint(s) evaluated" in message and "to resume" in message

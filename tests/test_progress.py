@@ -45,11 +45,29 @@ def test_eta_from_the_mean_time_per_item(clock):
     assert final.endswith("\n")  # the outermost bar leaves its last line
 
 
-def test_nothing_is_drawn_off_a_terminal_or_when_quiet():
+def test_off_a_terminal_outer_bars_print_plain_lines_and_quiet_prints_nothing(clock):
     plain = io.StringIO()
     with Progress(3, "x", stream=plain) as bar:
-        bar.update()
-    assert plain.getvalue() == ""
+        bar.update(status="a")  # first line
+        clock.now += 0.5
+        bar.update()  # within LINE_INTERVAL of the last line: not printed
+        clock.now += 0.5
+        bar.update(status="c")  # the last item is always printed
+    lines = plain.getvalue().splitlines()
+    assert lines == ["probekit: x 1/3 [=======             ] 00:00<00:00 a",
+                     "probekit: x 3/3 [====================] 00:01<00:00 c"]
+    inner = io.StringIO()
+    with Progress(3, "inner", stream=inner, leave=False) as bar:  # inner bars stay silent
+        bar.update(3)
+    assert inner.getvalue() == ""
+    with quiet_progress():
+        quiet_plain = io.StringIO()
+        with Progress(3, "x", stream=quiet_plain) as bar:
+            bar.update(3)
+            bar.note("hidden")
+        assert quiet_plain.getvalue() == ""
+
+def test_nothing_is_drawn_on_a_terminal_when_quiet_unless_forced():
     terminal = Terminal()
     with quiet_progress(), Progress(3, "x", stream=terminal) as bar:
         bar.update()

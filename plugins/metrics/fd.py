@@ -1,5 +1,5 @@
 """``fd``: the Fréchet distance between real and generated samples in any registered feature
-space (DESIGN §5), and :class:`FeatureMetric`, the base the feature-space metrics share.
+space (DESIGN §5), on the :class:`probekit.features.FeatureMetric` base.
 
 ``fd = ||mu_r - mu_g||² + Tr(S_r + S_g - 2 (S_r S_g)^½)`` with ``mu``, ``S`` the float64 mean
 and covariance of the features of the reference (real, held-out) set and of the generated set.
@@ -9,103 +9,12 @@ features it is the quality metric of the bundled-digits reference pipeline.
 
 from __future__ import annotations
 
-import json
-from typing import Any, ClassVar
-
 import numpy as np
-import pydantic
 
-from probekit import FeatureExtractor, MeasureSettings, Metric, Result, hookimpl
+from probekit import Result, hookimpl
 from probekit.errors import ValidationError
-from probekit.features import extract_in_batches, resolve_extractor
+from probekit.features import FeatureMetric, FeatureSettings
 from probekit.stats import StreamingMoments, frechet_terms_from_moments
-from probekit.validation import check_array
-
-
-def parse_json_object(value: Any) -> Any:
-    """Accept a mapping, or (from the CLI) a JSON object string such as ``{"dims": 64}``."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"must be a JSON object such as {{\"dims\": 64}} ({exc})") from None
-    return value
-
-
-class FeatureMetricSettings(MeasureSettings):
-    features: str = pydantic.Field("pixels", description="registered feature extractor")
-    feature_settings: dict[str, Any] = pydantic.Field(
-        default_factory=dict, description="settings of the feature extractor (JSON on the CLI)"
-    )
-
-    _parse_feature_settings = pydantic.field_validator("feature_settings", mode="before")(
-        parse_json_object
-    )
-
-
-class FeatureMetric(Metric):
-    """A metric computed on features of the reference (real) and generated sets.
-
-    Subclasses set the extractor with :meth:`make_extractor` (default: the ``features`` setting
-    and its ``feature_settings``) and use :meth:`features_of` for validated float64 features.
-    """
-
-    modality: ClassVar[str] = "any"
-    requires: ClassVar[tuple[str, ...]] = ("holdout", "samples")
-
-    def __init__(self, settings=None, *, extractor: FeatureExtractor | None = None, **overrides):
-        super().__init__(settings, **overrides)
-        self.extractor = self.make_extractor(extractor)
-
-    def make_extractor(self, extractor: FeatureExtractor | None) -> FeatureExtractor:
-        """The extractor instance: ``extractor`` if given (its name must match the setting)."""
-        name = self.settings.features
-        if extractor is not None:
-            return resolve_extractor(name, extractor)
-        from probekit.registry import get_feature_extractor
-
-        return get_feature_extractor(name)(self.settings.feature_settings)
-
-    def features_of(self, x: np.ndarray, name: str) -> np.ndarray:
-        """Validated ``x`` → float64 features ``(n_samples, n_features)``, in batches."""
-        x = check_array(x, who=self.name, name=name, dtype=np.float32)
-        feats = extract_in_batches(self.extractor, x, self.settings.batch_size)
-        return np.asarray(feats, dtype=np.float64)
-
-    def check_feature_dim(self, n_reference_features: int, feats: np.ndarray) -> None:
-        if feats.shape[1] != n_reference_features:
-            raise ValidationError(
-                f"{self.name}: samples must have {n_reference_features} features in the "
-                f"{self.extractor.name!r} space like the reference; got {feats.shape[1]}. "
-                "Generate samples with the reference's shape (channels, height, width)."
-            )
-
-    def small_sample_warnings(
-        self, n_reference: int, n_samples: int, n_features: int, consequence: str
-    ) -> tuple[str, ...]:
-        """The honest caveat when either set has fewer samples than feature dimensions."""
-        if min(n_reference, n_samples) >= n_features:
-            return ()
-        return (
-            f"{self.name}: {n_samples} generated and {n_reference} reference samples for "
-            f"{n_features} feature dimensions (fewer samples than dimensions): {consequence}",
-        )
-
-    def provenance_for(self, n_reference: int, n_samples: int, **extra: Any):
-        """Provenance with the feature space, its weights hash and preprocessing, plus what
-        the extractor reports about itself (``provenance_extra()``, when it has one)."""
-        ex = self.extractor
-        described = getattr(ex, "provenance_extra", None)
-        if callable(described):
-            extra = {**described(), **extra}
-        return self.make_provenance(
-            feature_space=ex.name,
-            feature_weights_sha256=ex.weights_sha256,
-            preprocessing=ex.preprocessing,
-            n_reference=n_reference,
-            n_samples=n_samples,
-            extra=extra,
-        )
 
 
 class FrechetDistance(FeatureMetric):
@@ -116,8 +25,8 @@ class FrechetDistance(FeatureMetric):
     headline = "fd"
     higher_is_better = False
     role = "quality"
-    Settings = FeatureMetricSettings
-    settings: FeatureMetricSettings
+    Settings = FeatureSettings
+    settings: FeatureSettings
 
     def prepare(self, reference: np.ndarray) -> FrechetDistance:
         """Float64 moments of the reference features (computed once, reused per checkpoint)."""

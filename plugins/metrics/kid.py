@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import pydantic
-from probekit_plugins.metrics.fd import FeatureMetric, FeatureMetricSettings
 
 from probekit import Result, hookimpl
 from probekit.errors import ValidationError
+from probekit.features import FeatureMetric, FeatureSettings
 
 DEFAULT_SUBSET_SIZE = 1000
 
@@ -56,7 +56,7 @@ def kid_subsets(
     return out
 
 
-class KernelInceptionDistanceSettings(FeatureMetricSettings):
+class KernelInceptionDistanceSettings(FeatureSettings):
     n_subsets: int = pydantic.Field(100, ge=1, description="random subsets averaged")
     subset_size: int | None = pydantic.Field(
         None, ge=2, description=f"samples per subset; default min({DEFAULT_SUBSET_SIZE}, n)"

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 import pydantic
-from probekit_plugins.metrics.fd import FeatureMetric, FeatureMetricSettings
 
 from probekit import Result, hookimpl
 from probekit.errors import ValidationError
+from probekit.features import FeatureMetric, FeatureSettings
 from probekit.neighbors import NearestNeighborIndex
 
 
@@ -95,7 +95,7 @@ def _prdc_from(real, generated, real_index, real_radii, gen_index, gen_radii, k)
     }
 
 
-class PRDCSettings(FeatureMetricSettings):
+class PRDCSettings(FeatureSettings):
     k: int = pydantic.Field(5, ge=1, description="nearest neighbours defining each ball")
 
 

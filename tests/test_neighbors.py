@@ -101,6 +101,117 @@ def test_working_memory_does_not_grow_with_reference(tmp_path):
     assert peaks[1] < 1.5 * peaks[0], peaks
 
 
+# -- near ties: the cases the float64 refinement and its certificate exist for ----------------
+
+#: (name, NearestNeighborIndex keyword arguments, dtype of the reference): every code path.
+PATHS = [
+    ("in-place float32", {}, np.float32),
+    ("cached float32 copy", {}, np.float64),
+    ("chunks converted per search", {"cache_bytes": 0, "chunk_size": 37}, np.float64),
+    ("torch engine on the CPU", {"engine": "torch", "chunk_size": 50}, np.float64),
+    ("torch engine, chunks", {"engine": "torch", "cache_bytes": 0, "chunk_size": 29},
+     np.float32),
+]
+
+
+def near_tie_data(dtype, seed=3):
+    """Queries whose nearest rows are closer together than float32 can resolve.
+
+    For each query ``q``: a row at squared distance ``s``, and rows at ``s (1 + 1e-9)`` and
+    ``s (1 - 1e-9)`` *before* it in index order (float32 sees the three as one distance, the
+    float64 answer does not: ties by index would pick the wrong one), plus a cluster of 20 rows
+    (more than the margin) whose distances differ by 1e-10 relative."""
+    rng = np.random.default_rng(seed)
+    dim, n_q = 48, 12
+    background = 3.0 * rng.normal(size=(400, dim))
+    queries = rng.normal(size=(n_q, dim))
+    rows = []
+    for q in queries:
+        v = rng.normal(size=dim)
+        v *= 0.5 / np.linalg.norm(v)
+        w = rng.permutation(v)  # same norm, another direction
+        u = rng.permutation(v)
+        rows += [q + w * np.sqrt(1 + 1e-9), q + u * np.sqrt(1 - 1e-9), q + v]
+        cluster = [q + rng.permutation(v) * 2.0 * np.sqrt(1 + 1e-10 * j) for j in range(20)]
+        rows += cluster[::-1]
+    ref = np.vstack([background[:200], np.array(rows), background[200:]]).astype(dtype)
+    if dtype == np.float32:  # the float32 values are the data; queries stay float64
+        ref = ref.astype(np.float32)
+    return queries, ref
+
+
+@pytest.mark.parametrize(("name", "kwargs", "dtype"), PATHS, ids=[p[0] for p in PATHS])
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_near_ties_match_brute_force(name, kwargs, dtype, k):
+    queries, ref = near_tie_data(dtype)
+    want_d, want_i = brute_force(queries, ref, k)
+    # the planted ties are below float32 resolution: a float32 search alone gets them wrong
+    d32 = ((queries[:, None, :].astype(np.float32) - ref[None].astype(np.float32)) ** 2).sum(-1)
+    assert (np.argsort(d32, axis=1, kind="stable")[:, :k] != want_i).any()
+    index = NearestNeighborIndex(ref, **kwargs)
+    got_d, got_i = index.search(queries, k, batch_size=5)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-13)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "dtype"), PATHS, ids=[p[0] for p in PATHS])
+def test_cluster_beyond_margin_falls_back_exactly(name, kwargs, dtype):
+    """k = 7 inside a 20-row cluster tied in float32: more ties than candidates, so the
+    certificate cannot hold and the float64 brute force must answer."""
+    queries, ref = near_tie_data(dtype, seed=5)
+    index = NearestNeighborIndex(ref, margin=4, **kwargs)
+    d, i = index.search(queries, 7)
+    want_d, want_i = brute_force(queries, ref, 7)
+    np.testing.assert_array_equal(i, want_i)
+    np.testing.assert_allclose(d, want_d, rtol=1e-13)
+    assert index.n_fallbacks_ > 0
+
+
+def test_refines_only_what_can_change_the_order(monkeypatch):
+    """Well separated neighbours: exactly k float64 distances per query, no fallback."""
+    rng = np.random.default_rng(4)
+    ref = rng.normal(size=(2000, 32)).astype(np.float32)
+    queries = ref[:50] + 0.01 * rng.normal(size=(50, 32))
+    index = NearestNeighborIndex(ref)
+    calls = []
+    original = index._sqdist64
+    monkeypatch.setattr(index, "_sqdist64", lambda q, i: calls.append(len(q)) or original(q, i))
+    _, i = index.search(queries, 2)
+    assert sum(calls) == 2 * 50 and index.n_fallbacks_ == 0
+    np.testing.assert_array_equal(i, brute_force(queries, ref, 2)[1])
+
+
+def test_in_place_search_makes_no_copy():
+    """A float32 reference near the origin is searched where it lies; a far one is shifted."""
+    rng = np.random.default_rng(6)
+    ref = rng.normal(size=(300, 16)).astype(np.float32)
+    index = NearestNeighborIndex(ref)
+    assert np.shares_memory(index._ref32, ref) and index.shift_ is None
+    far = NearestNeighborIndex(ref + 100.0)
+    assert far.shift_ is not None and far._ref32 is not None
+    np.testing.assert_array_equal(
+        far.search(ref[:20] + 100.0, 3)[1], brute_force(ref[:20] + 100.0, ref + 100.0, 3)[1]
+    )
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_torch_engine_equals_faiss_engine(data, k):
+    """The GPU code path, run on the CPU: identical indices and distances (both exact)."""
+    queries, ref = data
+    a = NearestNeighborIndex(ref, engine="faiss").search(queries, k)
+    b = NearestNeighborIndex(ref, engine="torch", chunk_size=64).search(queries, k)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_device_from_environment(monkeypatch, data):
+    _, ref = data
+    monkeypatch.setenv("PROBEKIT_KNN_DEVICE", "cpu")
+    assert NearestNeighborIndex(ref).engine == "faiss"
+    with pytest.raises(ValidationError, match="engine='faiss' runs on the CPU only"):
+        NearestNeighborIndex(ref, engine="faiss", device="cuda")
+
+
 def test_errors():
     ref = np.zeros((5, 3))
     with pytest.raises(ValidationError, match="k must be in"):

@@ -3,8 +3,9 @@
 Readers return float arrays in probekit's layouts (DESIGN §4): ``.npy``, ``.npz`` (one array, or
 the one named by ``key``), folders of PNG/JPEG images (sorted by name, values in [0, 1], layout
 ``(n, channels, height, width)``), CSV time series (one series per row), and torch tensor files
-loaded with ``weights_only=True``. Writers write to a temporary file and rename it, so a failure
-never leaves a half-written output.
+loaded with ``weights_only=True``. CSV tables may have a header row and a row-index column
+(both detected; see :func:`read_csv_table`). Writers write to a temporary file and rename it,
+so a failure never leaves a half-written output.
 """
 
 from __future__ import annotations
@@ -109,10 +110,155 @@ def load_image_folder(folder: Path) -> np.ndarray:
     return np.stack(arrays)
 
 
-def load_csv_series(path: Path) -> np.ndarray:
-    """One univariate series per CSV row (no header) as ``(n_samples, n_timesteps, 1)``."""
-    data = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
-    return data[:, :, None]
+#: Header names of a first column that labels the rows (pandas writes ``""`` for its index).
+ROW_LABEL_NAMES = ("", "unnamed: 0", "index", "id", "date", "time", "datetime", "timestamp")
+#: Ways of treating a first column that looks like row labels (see :func:`read_csv_table`).
+INDEX_COLUMN_MODES = ("auto", "drop", "keep")
+#: Ways of treating the first line (see :func:`read_csv_table`).
+HEADER_MODES = ("auto", "present", "absent")
+_MISSING = ("", "na", "nan", "null", "none")
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _counts(values: list[str]) -> bool:
+    """``0, 1, 2, ...`` or ``1, 2, 3, ...`` (at least 3): a counter, not data."""
+    if len(values) < 3 or not all(_is_number(v) for v in values):
+        return False
+    x = np.array([float(v) for v in values])
+    n = len(x)
+    return bool(np.array_equal(x, np.arange(n)) or np.array_equal(x, np.arange(1, n + 1)))
+
+
+def read_csv_table(
+    path: str | Path, *, columns: list[str | int] | None = None, index_column: str = "auto",
+    header_row: str = "auto", missing: bool = False,
+) -> tuple[list[str] | None, np.ndarray, str | None]:
+    """A numeric CSV table: ``(column names or None, float64 values (n_rows, n_columns), a note
+    of what was dropped or None)``.
+
+    * **Header** (``header_row="auto"``): the first line is a header when it has a non-numeric
+      field, an empty first field over a filled one (pandas' header of an unnamed index), or
+      counts the columns in plain integers ``0,1,2,...`` (pandas' default column names;
+      ``np.savetxt`` writes ``0.000e+00``, which stays data); ``"present"`` and ``"absent"``
+      override the detection.
+    * **Row labels** (``index_column="auto"``): a first column that labels the rows is dropped
+      and reported: named ``""``, ``Unnamed: 0``, ``index``, ``id``, ``date``, ``time``,
+      ``datetime`` or ``timestamp``; non-numeric (dates, names); or counting the rows
+      (``0, 1, 2, ...`` or ``1, 2, 3, ...``: what ``DataFrame.to_csv`` writes). ``"drop"``
+      always drops the first column, ``"keep"`` never does.
+    * **Columns**: ``columns`` picks columns (header names, or 0-based positions after any
+      row-label column was dropped); default all.
+    * **Missing values**: empty cells (and ``nan``, ``NA``, ``null``) are NaN when
+      ``missing=True``, an error otherwise. Any other non-numeric cell is an error naming its
+      line and column.
+    """
+    import csv
+
+    p = Path(path)
+    for value, modes, what in ((header_row, HEADER_MODES, "header_row"),
+                               (index_column, INDEX_COLUMN_MODES, "index_column")):
+        if value not in modes:
+            raise ValidationError(f"read_csv_table: {what} must be one of {modes}; got {value!r}.")
+    with open(p, newline="", encoding="utf-8-sig") as f:
+        lines = [[cell.strip() for cell in row] for row in csv.reader(f)
+                 if row and any(cell.strip() for cell in row)]
+    if not lines:
+        raise InputFileError(f"{str(p)!r} holds no rows; expected numbers separated by commas.")
+    first = lines[0]
+    if header_row == "auto":
+        has_header = any(cell and not _is_number(cell) for cell in first) or (
+            len(lines) > 1 and len(first) > 1
+            and ((not first[0] and bool(lines[1][0]))
+                 or (all(cell.isdigit() for cell in first) and _counts(first)))
+        )
+    else:
+        has_header = header_row == "present"
+    header = first if has_header else None
+    rows = lines[1:] if has_header else lines
+    if not rows:
+        raise InputFileError(f"{str(p)!r} holds a header row and no data rows.")
+    width = len(header) if header is not None else len(rows[0])
+    for r, row in enumerate(rows):
+        if len(row) != width:
+            raise InputFileError(
+                f"{str(p)!r}: line {r + 1 + has_header} has {len(row)} fields; the "
+                f"{'header' if has_header else 'first line'} has {width}. Every row must have "
+                "the same number of values."
+            )
+    offset, dropped = 0, None
+    if index_column != "keep" and width > 1:
+        name = header[0] if header is not None else None
+        label = [row[0] for row in rows]
+        why = ("index_column='drop'" if index_column == "drop"
+               else f"named {name!r}" if name is not None and name.lower() in ROW_LABEL_NAMES
+               else "not numeric" if not all(_is_number(v) or v.lower() in _MISSING
+                                             for v in label)
+               else "counting the rows" if _counts(label) else None)
+        if why:
+            offset = 1
+            dropped = (f"first column dropped as row labels ({why}); set index_column='keep' "
+                       "to read it as data")
+    names = header[offset:] if header is not None else None
+    picked = list(range(width - offset))
+    if columns is not None:
+        picked = []
+        for col in columns:
+            if isinstance(col, str) and not col.lstrip("-").isdigit():
+                if names is None or col not in names:
+                    raise ValidationError(
+                        f"read_csv_table: columns must name columns of {str(p)!r}; got {col!r}"
+                        f", and its columns are {names or 'unnamed (no header row)'}."
+                    )
+                picked.append(names.index(col))
+            elif not 0 <= int(col) < width - offset:
+                raise ValidationError(
+                    f"read_csv_table: column positions must be in [0, {width - offset}) for "
+                    f"{str(p)!r}; got {col}."
+                )
+            else:
+                picked.append(int(col))
+    values = np.empty((len(rows), len(picked)))
+    for r, row in enumerate(rows):
+        for j, c in enumerate(picked):
+            cell = row[c + offset]
+            try:
+                values[r, j] = float(cell)
+            except ValueError:
+                if cell.lower() in _MISSING and missing:
+                    values[r, j] = np.nan
+                    continue
+                what = "an empty cell" if not cell else f"{cell[:20]!r}, not a number"
+                fix = ("fill or drop missing values first" if cell.lower() in _MISSING
+                       else "keep only numeric columns (or pick them with columns=...)")
+                raise InputFileError(
+                    f"{str(p)!r}: line {r + 1 + has_header}, column {c + offset + 1} holds "
+                    f"{what}; {fix}."
+                ) from None
+    out_names = [names[c] for c in picked] if names is not None else None
+    return out_names, values, dropped
+
+
+def load_csv_series(path: str | Path, *, index_column: str = "auto",
+                    header_row: str = "auto") -> np.ndarray:
+    """One univariate series per CSV row as ``(n_samples, n_timesteps, 1)``: a header row is
+    skipped and a row-index column dropped (:func:`read_csv_table`); missing values are an
+    error. A row-label column dropped by detection is warned about
+    (:class:`~probekit.errors.DataWarning`)."""
+    _, values, dropped = read_csv_table(path, index_column=index_column, header_row=header_row)
+    if dropped and index_column == "auto":
+        import warnings
+
+        from probekit.errors import DataWarning
+
+        warnings.warn(f"{str(path)!r}: {dropped}.", DataWarning, stacklevel=2)
+    return values[:, :, None]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -304,6 +304,156 @@ def make_splits(
     )
 
 
+# -- recordings: long series cut into windows, split by time -----------------------------------
+
+
+@dataclass(frozen=True)
+class RecordingSplits(DatasetSplits):
+    """Splits of windows cut from long recordings, with the continuous training stretches.
+
+    ``train_recordings`` holds, per recording, the stretch the training windows were cut
+    from (normalized like them unless the normalization is per window): the most faithful
+    reference for ``subsequence-match``, which then needs no duplicate collapsing.
+    """
+
+    train_recordings: tuple[np.ndarray, ...] = ()
+
+
+def fill_missing(x: np.ndarray, *, who: str, name: str) -> tuple[np.ndarray, int]:
+    """Linear interpolation of NaN values in each channel of a recording ``(T, C)`` (the
+    first/last valid value before/after the ends); returns the filled copy and the count."""
+    x = np.array(x, dtype=np.float64)
+    missing = np.isnan(x)
+    for c in range(x.shape[1]):
+        gaps = missing[:, c]
+        if gaps.all():
+            raise ValidationError(
+                f"{who}: channel {c} of {name} holds no values (all missing). Drop it with "
+                "columns=..."
+            )
+        if gaps.any():
+            t = np.arange(len(x))
+            x[gaps, c] = np.interp(t[gaps], t[~gaps], x[~gaps, c])
+    return x, int(missing.sum())
+
+
+def load_recordings(
+    path: str, *, columns: list[str | int] | None = None, key: str | None = None,
+    index_column: str = "auto", header_row: str = "auto", missing: str = "error",
+    who: str = "recording",
+) -> tuple[list[np.ndarray], list[str]]:
+    """Long recordings from files, as float64 ``(n_timesteps, n_channels)`` arrays, and notes
+    on what was done to them.
+
+    ``path`` is one file or several separated by commas. A CSV is **one recording, rows =
+    timesteps, columns = channels** (header and row-label columns detected, see
+    :func:`probekit.io.read_csv_table`; ``columns`` picks channels). An ``.npy``/``.pt``
+    array is one recording ``(n_timesteps,)`` or ``(n_timesteps, n_channels)``, or several of
+    equal length ``(n_recordings, n_timesteps, n_channels)``; every array of an ``.npz`` (or
+    the one named ``key``) is a recording. Missing values (empty CSV cells, NaN) are an error
+    with ``missing="error"`` and linearly interpolated with ``missing="interpolate"``.
+    """
+    from pathlib import Path
+
+    from probekit.errors import InputFileError
+    from probekit.io import load_array, read_csv_table
+
+    if missing not in ("error", "interpolate"):
+        raise ValidationError(f"{who}: missing must be 'error' or 'interpolate'; got {missing!r}.")
+    recordings: list[tuple[str, np.ndarray]] = []
+    notes: list[str] = []
+    for part in (p.strip() for p in str(path).split(",")):
+        if not part:
+            continue
+        file = Path(part)
+        if file.suffix.lower() == ".csv":
+            if not file.is_file():
+                raise InputFileError(f"{who}: recording file {part!r} does not exist.")
+            names, values, dropped = read_csv_table(
+                file, columns=columns, index_column=index_column, header_row=header_row,
+                missing=True,
+            )
+            if dropped:
+                notes.append(f"{file.name}: {dropped}")
+            if names:
+                notes.append(f"{file.name}: channels {names}")
+            recordings.append((file.name, values))
+            continue
+        if file.suffix.lower() == ".npz" and key is None:
+            with np.load(file, allow_pickle=False) as data:
+                arrays = [(f"{file.name}:{k}", np.asarray(data[k])) for k in data.files]
+        else:
+            arrays = [(file.name, np.asarray(load_array(file, key=key)))]
+        for label, arr in arrays:
+            arr = arr.astype(np.float64)
+            if arr.ndim == 1:
+                recordings.append((label, arr[:, None]))
+            elif arr.ndim == 2:
+                if arr.shape[0] < arr.shape[1]:
+                    raise ValidationError(
+                        f"{who}: {label} has shape {arr.shape}, read as (n_timesteps, "
+                        f"n_channels) = {arr.shape[0]} steps of {arr.shape[1]} channels. A "
+                        "recording is longer than it is wide: transpose it, or save several "
+                        "recordings as (n_recordings, n_timesteps, n_channels)."
+                    )
+                recordings.append((label, arr))
+            elif arr.ndim == 3:
+                recordings += [(f"{label}[{i}]", a) for i, a in enumerate(arr)]
+            else:
+                raise ValidationError(
+                    f"{who}: {label} must be a recording (n_timesteps,) or (n_timesteps, "
+                    f"n_channels), or recordings (n, n_timesteps, n_channels); got "
+                    f"{describe(arr)}."
+                )
+    if not recordings:
+        raise ValidationError(f"{who}: path must name at least one file; got {path!r}.")
+    out = []
+    for label, x in recordings:
+        if x.shape[1] != recordings[0][1].shape[1]:
+            raise ValidationError(
+                f"{who}: every recording must have the same channels; {recordings[0][0]} has "
+                f"{recordings[0][1].shape[1]} and {label} has {x.shape[1]}."
+            )
+        if np.isinf(x).any():
+            raise ValidationError(f"{who}: {label} holds infinite values; remove them first.")
+        n_missing = int(np.isnan(x).sum())
+        if n_missing and missing == "error":
+            raise ValidationError(
+                f"{who}: {label} has {n_missing} missing value(s); set missing='interpolate' "
+                "to fill them linearly, or fill them yourself."
+            )
+        if n_missing:
+            x, _ = fill_missing(x, who=who, name=label)
+            notes.append(f"{label}: {n_missing} missing value(s) linearly interpolated")
+        out.append(x)
+    return out, notes
+
+
+def cut_windows(recording: np.ndarray, window: int, stride: int) -> np.ndarray:
+    """Windows ``(n_windows, window, n_channels)`` of one recording ``(T, C)``, starting at
+    ``0, stride, 2*stride, ...`` (a copy)."""
+    return np.ascontiguousarray(sliding_windows(np.asarray(recording)[None], window, stride)[0])
+
+
+def split_by_time(recording: np.ndarray, holdout_fraction: float, gap: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(train stretch, holdout stretch)``: the first ``1 - holdout_fraction`` of the
+    recording, then the rest after ``gap`` dropped timesteps. Windows cut inside each stretch
+    never overlap the other one."""
+    n = len(recording)
+    cut = round((1.0 - holdout_fraction) * n)
+    return recording[:cut], recording[min(n, cut + gap):]
+
+
+def window_zscore(windows: np.ndarray) -> np.ndarray:
+    """Each window and channel z-scored on its own (TSGBench's per-window scaling); a constant
+    channel is only centred."""
+    w = np.asarray(windows, dtype=np.float64)
+    mean = w.mean(axis=1, keepdims=True)
+    std = w.std(axis=1, keepdims=True)
+    return (w - mean) / np.where(std > 0, std, 1.0)
+
+
 class ArchiveSettings(SeriesDatasetSettings):
     split: Literal["pooled", "official"] = pydantic.Field(
         "pooled",
@@ -350,16 +500,22 @@ __all__ = [
     "ArchiveSettings",
     "FeatureSpaceSettings",
     "Normalizer",
+    "RecordingSplits",
     "SeriesDatasetSettings",
     "autocorrelation",
     "check_recordings",
     "check_series",
+    "cut_windows",
     "dtw_knn",
+    "fill_missing",
     "lagged_design",
+    "load_recordings",
     "make_extractor",
     "make_splits",
     "observed_range",
     "sliding_windows",
+    "split_by_time",
     "window_starts",
+    "window_zscore",
     "znormalize",
 ]

@@ -1,14 +1,25 @@
 """``series-file``: the user's own time series from files (``.npy``, ``.npz``, ``.csv``, ``.pt``).
 
-Read through :func:`probekit.io.load_array`: a CSV holds one univariate series per row; a 2-d
-array ``(n_samples, n_timesteps)`` is taken as univariate and gets a channel axis; a 3-d array
-must already be ``(n_samples, n_timesteps, n_channels)``. Without a holdout file, a seeded
-random ``holdout_fraction`` of the series is held out. Normalization defaults to ``"none"``
-(the values the user's model was trained on) and, like every dataset's, is recorded.
+Each file holds a *set of series of one length*. A 2-d array ``(n_samples, n_timesteps)`` is
+taken as univariate and gets a channel axis; a 3-d array must already be ``(n_samples,
+n_timesteps, n_channels)``. A CSV holds **one univariate series per row** (values separated by
+commas); a header row and a row-label first column (what ``pandas.DataFrame.to_csv`` writes)
+are detected and dropped (:func:`probekit.io.read_csv_table`; ``index_column`` and
+``header_row`` override the detection). For one long recording (rows = timesteps) use the
+``recording`` dataset instead.
+
+Without a holdout file, a seeded random ``holdout_fraction`` of the series is held out: right
+for independent series, wrong for overlapping windows of one recording (the holdout then
+shares stretches with the training set; cut windows with ``recording``, which splits by time).
+
+Normalization defaults to ``"none"``: the values stay those the user's model was trained on,
+so that samples generated elsewhere (the ``samples-file`` generator) are compared on their own
+scale. It is recorded, like every dataset's.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -16,6 +27,7 @@ import pydantic
 
 from probekit import Dataset, DatasetSplits, hookimpl, load_array
 from probekit.errors import ValidationError
+from probekit.io import load_csv_series
 from probekit.timeseries import SeriesDatasetSettings, check_series, make_splits
 from probekit.validation import describe
 
@@ -29,7 +41,17 @@ class SeriesFileSettings(SeriesDatasetSettings):
     key: str | None = pydantic.Field(None, description="array name inside .npz/.pt files")
     seed: int = pydantic.Field(0, description="seed of the holdout split")
     normalization: Literal["zscore", "minmax", "none"] = pydantic.Field(
-        "none", description="per-channel map fitted on the training split, applied to both"
+        "none", description="per-channel map fitted on the training split, applied to both "
+        "(none: keep your model's scale, needed when you bring generated samples)"
+    )
+    name: str | None = pydantic.Field(
+        None, description="label in the benchmark's dataset column (default: the file's stem)"
+    )
+    index_column: Literal["auto", "drop", "keep"] = pydantic.Field(
+        "auto", description="CSV: a first column of row labels (pandas' index) is dropped"
+    )
+    header_row: Literal["auto", "present", "absent"] = pydantic.Field(
+        "auto", description="CSV: whether the first line is a header (auto: detected)"
     )
 
 
@@ -42,8 +64,17 @@ class SeriesFile(Dataset):
     Settings = SeriesFileSettings
     settings: SeriesFileSettings
 
+    @property
+    def label(self) -> str:
+        """Name of the dataset in reports: ``name`` or the training file's stem."""
+        return self.settings.name or Path(self.settings.train).stem
+
     def read(self, path: str) -> np.ndarray:
-        x = load_array(path, key=self.settings.key)
+        s = self.settings
+        if Path(path).suffix.lower() == ".csv" and Path(path).is_file():
+            x = load_csv_series(path, index_column=s.index_column, header_row=s.header_row)
+        else:
+            x = load_array(path, key=s.key)
         if x.ndim == 2:
             x = x[:, :, None]
         if x.ndim != 3:

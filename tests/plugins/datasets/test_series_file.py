@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from probekit import get_dataset
-from probekit.errors import ValidationError
+from probekit.errors import DataWarning, ValidationError
 
 
 def test_csv_and_npy_round_trip(tmp_path):
@@ -43,3 +43,19 @@ def test_bad_files(tmp_path):
                                    holdout=str(tmp_path / "c.npy")).load()
     with pytest.raises(ValidationError, match="'train'"):
         get_dataset("series-file")()
+
+
+def test_pandas_csv_and_label(tmp_path):
+    """A DataFrame written with its index and header is read as the series, not as an extra
+    time step; the dataset's label is its name, or the file's stem."""
+    import pandas as pd
+
+    x = np.random.default_rng(0).normal(size=(12, 9))
+    pd.DataFrame(x).to_csv(tmp_path / "mine.csv")
+    ds = get_dataset("series-file")(train=str(tmp_path / "mine.csv"))
+    with pytest.warns(DataWarning, match="row labels"):
+        splits = ds.load()
+    assert splits.train.shape[1:] == (9, 1) and ds.label == "mine"
+    kept = get_dataset("series-file")(train=str(tmp_path / "mine.csv"), index_column="drop",
+                                      name="ours")
+    assert kept.load().train.shape[1:] == (9, 1) and kept.label == "ours"

@@ -8,7 +8,8 @@ work happens once in ``prepare``; state computed from data ends with ``_``.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import math
+from abc import ABC, ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -46,11 +47,28 @@ def _format_pydantic_error(who: str, model: type[Settings], err: pydantic.Valida
     known = ", ".join(sorted(model.model_fields))
     for item in err.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "settings"
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and known:
             parts.append(f"unknown option {loc!r} (known options: {known})")
+        elif item["type"] == "extra_forbidden":
+            parts.append(f"unknown option {loc!r} ({who} takes no options; remove it)")
         else:
-            parts.append(f"option {loc!r} {item['msg'].lower()}; got {item.get('input')!r}")
+            parts.append(_describe_error_item(item))
     return f"{who}: " + "; ".join(parts) + "."
+
+
+def _describe_error_item(item: Mapping[str, Any]) -> str:
+    """``option 'k' must be less than 1; got 3`` from one pydantic error item (the message's
+    case kept, pydantic's "Value error, " prefix dropped, a mapping input not echoed)."""
+    from probekit.validation import describe
+
+    msg = str(item["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg[:1].lower() + msg[1:]
+    value = item.get("input")
+    got = "" if isinstance(value, Mapping) or "; got " in msg else f"; got {describe(value)}"
+    loc = ".".join(str(p) for p in item["loc"])
+    return (f"option {loc!r} {msg}" if loc else msg) + got
 
 
 def build_settings(
@@ -65,11 +83,15 @@ def build_settings(
         raise ValidationError(_format_pydantic_error(who, model, err)) from None
 
 
-class Plugin:
+class Plugin(metaclass=ABCMeta):
     """Class-level metadata every registered class carries.
 
     ``name`` (kebab-case registry name), ``modality``, ``description``; ``plugin`` and
     ``plugin_version`` are stamped by the registry when the class is registered.
+
+    The bases are real abstract base classes: a subclass that leaves an ``@abstractmethod``
+    undefined (a probe without ``evaluate``) cannot be instantiated, and the registry refuses
+    to register it, naming the missing methods.
     """
 
     name: ClassVar[str]
@@ -96,6 +118,14 @@ class Measure(Plugin):
     #: tau_gen, ``"memorization"`` probes the default axis of tau_mem; ``"other"`` measures are
     #: reported but never chosen unless asked for by name.
     role: ClassVar[str] = "other"
+    #: Closed interval the headline always lies in, whatever the data (``(0.0, 1.0)`` for a
+    #: fraction or an AUC, ``(0.0, math.inf)`` for a distance). The conformance suite checks
+    #: the headline and its CI against it; the default declares nothing.
+    headline_range: ClassVar[tuple[float, float]] = (-math.inf, math.inf)
+    #: Keys of ``Result.per_sample`` that are not one value per evaluated sample (per channel,
+    #: per lag, per item of an internal test split); every other per-sample array must have
+    #: ``provenance.n_samples`` entries along its first axis (checked by the conformance suite).
+    non_sample_arrays: ClassVar[tuple[str, ...]] = ()
     Settings: ClassVar[type[Settings]] = MeasureSettings
     settings: MeasureSettings
 

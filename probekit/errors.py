@@ -16,7 +16,8 @@ Every error also derives from the builtin a user would naturally catch::
     EvaluationInterrupted (KeyboardInterrupt) Ctrl-C after committed work and a resume hint
 
     ProbekitWarning (UserWarning)
-    ├── PluginLoadWarning                     a plugin was skipped (see `probekit plugins`)
+    ├── PluginLoadWarning                     a plugin (or one of its classes) was skipped,
+    │                                         refused, or provides nothing (`probekit plugins`)
     └── DataWarning                           data was altered or is too small to trust
 
 The CLI turns any ``ProbekitError`` into one line on stderr and exit code 2.
@@ -75,7 +76,9 @@ class ProbekitWarning(UserWarning):
 
 
 class PluginLoadWarning(ProbekitWarning):
-    """A plugin failed to import or register and was skipped."""
+    """A plugin failed to import or register and was skipped, an entry point or class was
+    refused because its name is taken, or a plugin provides nothing (a misspelt hook, a
+    missing ``@hookimpl``). Fatal under ``PROBEKIT_STRICT_PLUGINS=1``."""
 
 
 class DataWarning(ProbekitWarning):
@@ -87,6 +90,7 @@ __all__ = [
     "ConfigMismatchError",
     "DataWarning",
     "DuplicateNameError",
+    "EvaluationInterrupted",
     "InputFileError",
     "MissingResourceError",
     "NotPreparedError",

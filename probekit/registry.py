@@ -6,8 +6,10 @@ never a silent override. An unknown name lists the known ones and the closest ma
 
 from __future__ import annotations
 
+import inspect
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from probekit.base import (
@@ -22,7 +24,7 @@ from probekit.base import (
     Plugin,
     Probe,
 )
-from probekit.errors import DuplicateNameError, PluginError
+from probekit.errors import DuplicateNameError, PluginError, UnknownNameError
 from probekit.validation import check_known
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -54,12 +56,23 @@ class Entry:
 
 
 def check_plugin_class(kind: str, cls: object, plugin: str) -> type[Plugin]:
-    """Validate the class-attribute metadata of a registered class."""
+    """Validate the class-attribute metadata of a registered class.
+
+    Raises :class:`PluginError` (one line naming the plugin, the class and the fix) when the
+    class is not a subclass of the kind's base, leaves abstract methods undefined, or has
+    missing or malformed metadata.
+    """
     base = KIND_BASES[kind]
     who = f"plugin {plugin!r}"
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
             f"{who}: every {kind} must be a subclass of probekit.{base.__name__}; got {cls!r}."
+        )
+    if inspect.isabstract(cls):
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        raise PluginError(
+            f"{who}: {cls.__name__} must define the abstract method(s) {', '.join(missing)} of "
+            f"probekit.{base.__name__}; got none. Implement them (see docs/writing_a_probe.md)."
         )
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
@@ -82,6 +95,16 @@ def check_plugin_class(kind: str, cls: object, plugin: str) -> type[Plugin]:
             raise PluginError(
                 f"{who}: {cls.__name__}.role must be one of {ROLES}; got {cls.role!r}."
             )
+        bounds = cls.headline_range
+        if not (
+            isinstance(bounds, tuple) and len(bounds) == 2
+            and all(isinstance(b, int | float) and not math.isnan(b) for b in bounds)
+            and bounds[0] <= bounds[1]
+        ):
+            raise PluginError(
+                f"{who}: {cls.__name__}.headline_range must be a (low, high) tuple of numbers "
+                f"with low <= high, such as (0.0, 1.0); got {bounds!r}."
+            )
         unknown = set(cls.requires) - set(REQUIREMENTS)
         if unknown:
             raise PluginError(
@@ -92,10 +115,16 @@ def check_plugin_class(kind: str, cls: object, plugin: str) -> type[Plugin]:
 
 
 class Registry:
-    """The registered classes of one kind (probes, metrics, ...)."""
+    """The registered classes of one kind (probes, metrics, ...).
 
-    def __init__(self, kind: str):
+    ``hint`` (set by the plugin host) returns a sentence appended to unknown-name errors, such
+    as which plugins failed to load or provide nothing, so that "unknown probe" points at the
+    real cause.
+    """
+
+    def __init__(self, kind: str, hint: Callable[[], str] | None = None):
         self.kind = kind
+        self.hint = hint
         self._entries: dict[str, Entry] = {}
 
     def add(self, entry: Entry) -> None:
@@ -106,9 +135,13 @@ class Registry:
                 f"{self.kind} name {entry.name!r} is registered twice: by plugin "
                 f"{existing.plugin!r} ({existing.distribution} {existing.version}) and by plugin "
                 f"{entry.plugin!r} ({entry.distribution} {entry.version}). Rename one of them, or "
-                "load only one with PROBEKIT_LOAD_PLUGINS."
+                "hide one with PROBEKIT_DISABLE_PLUGINS=<distribution>:<plugin>."
             )
         self._entries[entry.name] = entry
+
+    def remove(self, name: str) -> Entry | None:
+        """Remove and return the entry ``name`` (``None`` when it is not registered)."""
+        return self._entries.pop(name, None)
 
     def get(self, name: str) -> type[Plugin]:
         """The class registered as ``name`` (unknown names list the known ones)."""
@@ -116,7 +149,13 @@ class Registry:
 
     def entry(self, name: str) -> Entry:
         """The :class:`Entry` registered as ``name``."""
-        check_known(name, self._entries, kind=self.kind)
+        try:
+            check_known(name, self._entries, kind=self.kind)
+        except UnknownNameError as exc:
+            extra = self.hint() if self.hint is not None else ""
+            if not extra:
+                raise
+            raise UnknownNameError(f"{exc} {extra}") from None
         return self._entries[name]
 
     def names(self) -> list[str]:
@@ -140,8 +179,8 @@ class Registry:
 class Registries:
     """One :class:`Registry` per kind."""
 
-    def __init__(self) -> None:
-        self.by_kind = {kind: Registry(kind) for kind in KIND_BASES}
+    def __init__(self, hint: Callable[[], str] | None = None) -> None:
+        self.by_kind = {kind: Registry(kind, hint) for kind in KIND_BASES}
 
     def __getitem__(self, kind: str) -> Registry:
         check_known(kind, self.by_kind, kind="registry kind")
@@ -179,7 +218,12 @@ def _host():
 
 
 def registries() -> Registries:
-    """The loaded registries (plugins are loaded on first use)."""
+    """The loaded registries (plugins are loaded on first use).
+
+    Called while plugins are loading (from a plugin module's import, on the loading thread)
+    it returns what is registered so far: the built-ins, which load first, and the plugins
+    loaded before the caller. Another thread waits until loading has finished.
+    """
     return _host().registries
 
 

@@ -1,26 +1,90 @@
-"""Conformance checks any probe or metric can run, built-in or third-party (like scikit-learn's
+"""Conformance checks any plugin can run, built-in or third-party (like scikit-learn's
 ``check_estimator``).
 
->>> from probekit.testing import check_measure
+>>> from probekit.testing import check_measure, check_extractor
 >>> check_measure("nn-ratio")          # raises AssertionError naming the failed check
+>>> check_extractor("pixels")
 
-Checks: class metadata; settings reject unknown options; ``evaluate`` before ``prepare`` raises
-:class:`~probekit.errors.NotPreparedError`; NaN/inf and wrong-dimension inputs raise
-:class:`~probekit.errors.ValidationError`; the same seed gives the same result; results do not
-depend on ``batch_size`` (nor on ``chunk_size`` where a measure has one); the result's provenance
-is complete.
+:func:`check_measure` (probes and metrics) checks, in this order (each name is what an
+``AssertionError`` starts with, and what ``skip_checks`` takes):
+
+``metadata``
+    kebab-case ``name``, ``modality``, ``role``, ``headline``, ``higher_is_better``,
+    ``requires``, ``headline_range``; no abstract method left undefined.
+``unknown-option``
+    settings reject an unknown option with :class:`~probekit.errors.ValidationError`.
+``not-prepared``
+    ``evaluate`` before ``prepare`` raises :class:`~probekit.errors.NotPreparedError`.
+``no-mutation``
+    float64 and float32 inputs are left unchanged (validation returns an array of the right
+    dtype itself, not a copy, so an in-place operation would change the caller's data).
+``invalid-input``
+    inf in the reference, a 1-d reference and NaN in the samples raise ``ValidationError``.
+``determinism``
+    the same seed gives the same result.
+``seed``
+    the ``seed`` setting reaches every random generator the measure seeds (numpy's
+    ``default_rng``/``RandomState``, ``torch.manual_seed``): none is unseeded, and they are
+    not seeded the same whatever ``seed`` is. Generators a feature extractor seeds define its
+    feature space and are exempt.
+``batch-size``
+    results do not depend on ``batch_size`` (nor on ``chunk_size`` where a measure has one).
+``result``
+    the headline is finite and inside ``headline_range``; each CI is ordered and contains its
+    value; per-sample arrays have one entry per evaluated sample (``provenance.n_samples``;
+    keys named in ``non_sample_arrays`` are exempt); ``to_dict()`` is plain JSON.
+``provenance``
+    complete: measure, plugin, versions, the full validated settings, counts, seed.
+``reset``
+    (metrics) ``reset()`` forgets the samples of the previous checkpoint.
+``hidden-state``
+    ``evaluate(a)`` gives the same after ``evaluate(b)``, and ``evaluate(b)`` the same as on a
+    freshly prepared instance.
+``timeseries``
+    an ``any``-modality measure also runs on time series ``(n_samples, n_timesteps,
+    n_channels)`` and passes ``result``.
+``feature-space``
+    (measures with a ``features`` setting) run in another registered feature space,
+    provenance records that space, its weights hash and its preprocessing.
+
+:func:`check_extractor` checks feature extractors (metadata, unknown options, shape
+``(n_samples, n_features)``, finite float output, determinism, batch independence, no
+mutation, provenance attributes). :func:`check_all_registered` runs the checks on every
+registered plugin (or one distribution's) and reports what passed, failed and was skipped.
+
+A check that cannot run here (weights that are not installed, data the plugin does not accept)
+raises :class:`ConformanceSkipped`, a :class:`unittest.SkipTest`: inside pytest the test is
+reported as skipped with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import contextlib
+import json
+import math
+import re
+import sys
+import unittest
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from probekit.base import Measure, Metric, ModelHandle, Probe
-from probekit.errors import NotPreparedError, ProbekitError, ValidationError
+from probekit.base import FeatureExtractor, Measure, Metric, ModelHandle, Probe
+from probekit.errors import (
+    MissingResourceError,
+    NotPreparedError,
+    ProbekitError,
+    ValidationError,
+)
+from probekit.hookspecs import hookimpl
 from probekit.types import Result
+
+
+class ConformanceSkipped(unittest.SkipTest):
+    """A plugin cannot be checked here; the message says why (a ``unittest.SkipTest``, so
+    pytest reports a test that raises it as skipped, with the reason)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +96,12 @@ class ConformanceData:
     samples: np.ndarray
 
 
-def conformance_data(modality: str, seed: int = 0, n: int = 96) -> ConformanceData:
-    """Seeded data: images ``(n, 1, 8, 8)`` or series ``(n, 48, 2)``; samples mix near-copies
-    of training samples with fresh draws so that probes see both cases."""
+def conformance_data(
+    modality: str, seed: int = 0, n: int = 96, image_size: int = 8
+) -> ConformanceData:
+    """Seeded data: images ``(n, 1, image_size, image_size)`` or series ``(n, 48, 2)``;
+    samples mix near-copies of training samples with fresh draws so that probes see both
+    cases."""
     rng = np.random.default_rng(seed)
     if modality == "timeseries":
         t = np.linspace(0, 1, 48)
@@ -49,8 +116,8 @@ def conformance_data(modality: str, seed: int = 0, n: int = 96) -> ConformanceDa
 
         def draw(m: int) -> np.ndarray:
             centers = rng.choice(4, m)
-            base = np.stack([np.eye(8)[None] * (c + 1) / 4 for c in centers])
-            return base + 0.3 * rng.normal(size=(m, 1, 8, 8))
+            base = np.stack([np.eye(image_size)[None] * (c + 1) / 4 for c in centers])
+            return base + 0.3 * rng.normal(size=(m, 1, image_size, image_size))
 
     train, holdout = draw(n), draw(n)
     copies = train[: n // 4] + 0.01 * rng.normal(size=train[: n // 4].shape)
@@ -109,28 +176,82 @@ class MemorizingModelHandle(ModelHandle):
         return eps.reshape(np.shape(x_t))
 
 
-def _run(measure: Measure, data: ConformanceData) -> Result:
+# -- running a measure ------------------------------------------------------------------------
+
+
+def _reference(measure: Measure | type[Measure], data: ConformanceData) -> np.ndarray:
+    """What ``prepare`` takes: the training set for probes, the held-out set for metrics."""
+    is_probe = isinstance(measure, Probe) or (isinstance(measure, type)
+                                              and issubclass(measure, Probe))
+    return data.train if is_probe else data.holdout
+
+
+def _prepare(measure: Measure, reference: np.ndarray, data: ConformanceData) -> Measure:
     if isinstance(measure, Probe):
-        measure.prepare(data.train, holdout=data.holdout)
-        model = ToyModelHandle(data.samples) if "model" in measure.requires else None
-        samples = data.samples if "samples" in measure.requires else None
-        return measure.evaluate(samples, model=model)
+        return measure.prepare(reference, holdout=data.holdout)
     assert isinstance(measure, Metric)
-    measure.prepare(data.holdout)
-    return measure.evaluate(data.samples)
+    return measure.prepare(reference)
+
+
+def _evaluate(measure: Measure, samples: np.ndarray, data: ConformanceData) -> Result:
+    if isinstance(measure, Probe):
+        model = ToyModelHandle(data.samples) if "model" in measure.requires else None
+        return measure.evaluate(samples if "samples" in measure.requires else None, model=model)
+    return measure.evaluate(samples)
+
+
+def _run(measure: Measure, data: ConformanceData) -> Result:
+    """``prepare`` on the reference side of ``data``, then ``evaluate`` its samples."""
+    _prepare(measure, _reference(measure, data), data)
+    return _evaluate(measure, data.samples, data)
+
+
+def _as_dtype(data: ConformanceData, dtype: type) -> ConformanceData:
+    """A copy of ``data`` in ``dtype``."""
+    return ConformanceData(*(np.array(a, dtype=dtype) for a in
+                             (data.train, data.holdout, data.samples)))
+
+
+# -- comparing results ------------------------------------------------------------------------
+
+
+def _close(a: Any, b: Any, rtol: float) -> bool:
+    x, y = np.asarray(a), np.asarray(b)
+    if x.shape != y.shape:
+        return False
+    if x.dtype.kind in "biuU" or y.dtype.kind in "biuU":
+        return bool(np.array_equal(x, y))
+    return bool(np.allclose(x, y, rtol=rtol, atol=1e-12, equal_nan=True))
+
+
+def _show(a: Any) -> str:
+    x = np.asarray(a)
+    if x.size <= 4:
+        return repr(x.tolist())
+    return f"array of shape {x.shape}"
 
 
 def _assert_same(a: Result, b: Result, what: str, rtol: float) -> None:
-    assert a.values.keys() == b.values.keys(), f"{what}: result fields differ"
+    """Same fields, CIs and per-sample arrays (to ``rtol``); one line naming what changed."""
+    assert a.values.keys() == b.values.keys(), (
+        f"{what}: result fields differ ({sorted(a.values)} vs {sorted(b.values)})")
     for key in a.values:
-        np.testing.assert_allclose(
-            a.values[key], b.values[key], rtol=rtol, atol=1e-12,
-            err_msg=f"{what}: field {key!r} changed",
-        )
+        assert _close(a.values[key], b.values[key], rtol), (
+            f"{what}: field {key!r} changed: {_show(a.values[key])} vs {_show(b.values[key])}")
+    assert a.ci.keys() == b.ci.keys(), f"{what}: the fields with a CI differ"
     for key in a.ci:
-        np.testing.assert_allclose(
-            a.ci[key], b.ci[key], rtol=rtol, atol=1e-12, err_msg=f"{what}: CI of {key!r} changed"
-        )
+        assert _close(a.ci[key], b.ci[key], rtol), (
+            f"{what}: CI of {key!r} changed: {_show(a.ci[key])} vs {_show(b.ci[key])}")
+    assert a.per_sample.keys() == b.per_sample.keys(), f"{what}: per-sample arrays differ"
+    for key in a.per_sample:
+        x, y = np.asarray(a.per_sample[key]), np.asarray(b.per_sample[key])
+        if not _close(x, y, rtol):
+            if x.shape != y.shape:
+                detail = f"shape {x.shape} vs {y.shape}"
+            else:
+                differ = ~np.isclose(x, y, rtol=rtol, atol=1e-12) if x.dtype.kind == "f" else x != y
+                detail = f"{int(differ.sum())} of {x.size} entries"
+            raise AssertionError(f"{what}: per-sample {key!r} changed ({detail})")
 
 
 def _expect(exc: type[BaseException], fn: Callable[[], object], what: str) -> None:
@@ -138,131 +259,652 @@ def _expect(exc: type[BaseException], fn: Callable[[], object], what: str) -> No
         fn()
     except exc:
         return
+    except MissingResourceError:
+        raise
     except Exception as other:
         raise AssertionError(f"{what}: expected {exc.__name__}, got {type(other).__name__}: "
                              f"{other}") from other
     raise AssertionError(f"{what}: expected {exc.__name__}, nothing was raised")
 
 
-def check_measure(
-    name_or_cls: str | type[Measure],
-    *,
-    data: ConformanceData | None = None,
-    settings: dict | None = None,
-    rtol: float = 1e-6,
-) -> None:
-    """Run every conformance check on a registered probe or metric (name or class).
+def _check_result(cls: type[Measure], result: Result, what: str) -> None:
+    """Headline, CIs, per-sample lengths and JSON of one result (the ``result`` check)."""
+    assert result.measure == cls.name, f"{what}: result.measure is {result.measure!r}, " \
+        f"not {cls.name!r}"
+    assert result.headline == cls.headline, (
+        f"{what}: result.headline is {result.headline!r}, the class declares {cls.headline!r}")
+    low, high = cls.headline_range
+    value = float(result.values[result.headline])
+    assert math.isfinite(value), f"{what}: the headline {result.headline!r} is {value}"
+    assert low <= value <= high, (
+        f"{what}: the headline {result.headline!r} = {value!r} lies outside the declared "
+        f"headline_range {cls.headline_range}")
+    for key, bounds in result.ci.items():
+        assert key in result.values, f"{what}: a CI is given for {key!r}, which is not a field"
+        assert len(bounds) == 2, f"{what}: the CI of {key!r} must be (low, high); got {bounds!r}"
+        lo, hi, v = float(bounds[0]), float(bounds[1]), float(result.values[key])
+        assert lo <= hi, f"{what}: the CI of {key!r} is inverted: ({lo!r}, {hi!r})"
+        slack = 1e-9 * max(1.0, abs(v))
+        assert lo - slack <= v <= hi + slack, (
+            f"{what}: the CI of {key!r} ({lo!r}, {hi!r}) does not contain its value {v!r}")
+        if key == result.headline:
+            assert low <= lo and hi <= high, (
+                f"{what}: the CI of the headline ({lo!r}, {hi!r}) leaves the declared "
+                f"headline_range {cls.headline_range}")
+    n = result.provenance.n_samples
+    for key, arr in result.per_sample.items():
+        if key in cls.non_sample_arrays:
+            continue
+        shape = np.shape(arr)
+        assert shape and shape[0] == n, (
+            f"{what}: per-sample array {key!r} has shape {shape}, but {n} samples were "
+            "evaluated (provenance.n_samples); give one entry per sample, or name the key in "
+            "the class's non_sample_arrays")
+    try:
+        json.dumps(result.to_dict(), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{what}: result.to_dict() is not plain JSON: {exc}") from exc
 
-    Raises ``AssertionError`` describing the first failed check.
-    """
-    from probekit.registry import KIND_BASES, check_plugin_class, registries
 
-    if isinstance(name_or_cls, str):
-        regs = registries()
-        cls = regs.probes.get(name_or_cls) if name_or_cls in regs.probes else (
-            regs.metrics.get(name_or_cls))
-    else:
-        cls = name_or_cls
-    kind = "probe" if issubclass(cls, Probe) else "metric"
-    check_plugin_class(kind, cls, getattr(cls, "plugin", "?"))
-    assert issubclass(cls, KIND_BASES[kind])
-    settings = dict(settings or {})
-    modality = "timeseries" if cls.modality == "timeseries" else "image"
-    data = data or conformance_data(modality)
+# -- watching random generators (the ``seed`` check) ------------------------------------------
 
-    # settings reject unknown options
-    _expect(ValidationError, lambda: cls(settings, no_such_option_xyz=1), "unknown option")
 
-    # evaluate before prepare
-    fresh = cls(settings)
+def _seeded_inside_extractor() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if isinstance(frame.f_locals.get("self"), FeatureExtractor):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _seed_key(seed: Any) -> str | None:
+    if seed is None:
+        return None
+    if isinstance(seed, np.random.SeedSequence):
+        return f"SeedSequence({seed.entropy!r}, spawn_key={tuple(seed.spawn_key)})"
+    if isinstance(seed, np.random.Generator | np.random.BitGenerator):
+        return "<generator passed on>"
+    with contextlib.suppress(Exception):
+        return repr(np.asarray(seed).tolist())
+    return repr(seed)
+
+
+@contextlib.contextmanager
+def _watch_seeds(log: list[str | None]) -> Iterator[None]:
+    """Record the seed of every numpy/torch generator created or seeded while active (the
+    module attributes are swapped back afterwards)."""
+    real_rng, real_state = np.random.default_rng, np.random.RandomState
+
+    def default_rng(seed: Any = None) -> np.random.Generator:
+        if not isinstance(seed, np.random.Generator | np.random.BitGenerator) and \
+                not _seeded_inside_extractor():
+            log.append(_seed_key(seed))
+        return real_rng(seed)
+
+    class RandomState(real_state):  # type: ignore[misc, valid-type]
+        def __init__(self, seed: Any = None) -> None:
+            if not _seeded_inside_extractor():
+                log.append(_seed_key(seed))
+            super().__init__(seed)
+
+    # torch.manual_seed is watched; torch.Generator().manual_seed (a C method) cannot be
+    torch = sys.modules.get("torch")
+    real_manual_seed = getattr(torch, "manual_seed", None)
+
+    def manual_seed(seed: Any) -> Any:
+        if not _seeded_inside_extractor():
+            log.append(_seed_key(int(seed)))
+        return real_manual_seed(seed)  # type: ignore[misc]
+
+    np.random.default_rng = default_rng  # type: ignore[assignment]
+    np.random.RandomState = RandomState  # type: ignore[misc]
+    if real_manual_seed is not None:
+        torch.manual_seed = manual_seed  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        np.random.default_rng = real_rng
+        np.random.RandomState = real_state  # type: ignore[misc]
+        if real_manual_seed is not None:
+            torch.manual_seed = real_manual_seed  # type: ignore[union-attr]
+
+
+# -- the conformance feature space (the ``feature-space`` check) -------------------------------
+
+
+class _ConformanceFeatures(FeatureExtractor):
+    """A fixed affine map of the flattened values plus their mean; exists only while the
+    ``feature-space`` check runs."""
+
+    name = "conformance-features"
+    modality = "any"
+    description = "affine map of flattened values (probekit.testing only)"
+    preprocessing = "conformance-affine"
+
+    @property
+    def weights_sha256(self) -> str:
+        return "c0" * 32
+
+    def extract(self, x: np.ndarray) -> np.ndarray:
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        return np.concatenate([2.0 * flat + 1.0, flat.mean(axis=1, keepdims=True)], axis=1)
+
+
+class _ConformancePlugin:
+    @hookimpl
+    def register_feature_extractors(self) -> list[type[FeatureExtractor]]:
+        return [_ConformanceFeatures]
+
+
+@contextlib.contextmanager
+def _conformance_features() -> Iterator[str]:
+    from probekit._plugins import register_plugin, unregister_plugin
+    from probekit.registry import registries
+
+    if _ConformanceFeatures.name in registries().feature_extractors:
+        yield _ConformanceFeatures.name
+        return
+    register_plugin(_ConformancePlugin(), name="probekit-testing")
+    try:
+        yield _ConformanceFeatures.name
+    finally:
+        unregister_plugin("probekit-testing")
+
+
+# -- check_measure -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    cls: type[Measure]
+    kind: str
+    settings: dict[str, Any]
+    data: ConformanceData
+    rtol: float
+    base: Result | None = None
+    seeds: dict[int, list[str | None]] = field(default_factory=dict)
+
+    def make(self, **overrides: Any) -> Measure:
+        return self.cls({**self.settings, **overrides})
+
+    @property
+    def reference(self) -> np.ndarray:
+        return _reference(self.cls, self.data)
+
+
+def _check_metadata(ctx: _Context) -> None:
+    from probekit.errors import PluginError
+    from probekit.registry import check_plugin_class
+
+    try:
+        check_plugin_class(ctx.kind, ctx.cls, getattr(ctx.cls, "plugin", "?"))
+    except PluginError as exc:
+        raise AssertionError(str(exc)) from None
+
+
+def _check_unknown_option(ctx: _Context) -> None:
+    _expect(ValidationError, lambda: ctx.cls(ctx.settings, no_such_option_xyz=1),
+            "unknown option")
+
+
+def _check_not_prepared(ctx: _Context) -> None:
+    fresh = ctx.make()
     if isinstance(fresh, Probe):
-        _expect(NotPreparedError, lambda: fresh.evaluate(data.samples,
-                model=ToyModelHandle(data.samples)), "evaluate before prepare")
+        _expect(NotPreparedError, lambda: fresh.evaluate(ctx.data.samples,
+                model=ToyModelHandle(ctx.data.samples)), "evaluate before prepare")
     else:
-        _expect(NotPreparedError, lambda: fresh.evaluate(data.samples), "evaluate before prepare")
+        _expect(NotPreparedError, lambda: fresh.evaluate(ctx.data.samples),
+                "evaluate before prepare")
 
-    # invalid inputs
+
+def _check_invalid_input(ctx: _Context) -> None:
+    data, reference = ctx.data, ctx.reference
     bad = data.samples.copy()
     bad.flat[3] = np.nan
-    reference = data.train if kind == "probe" else data.holdout
     bad_reference = reference.copy()
     bad_reference.flat[3] = np.inf
-    _expect(ValidationError, lambda: _prepare(cls(settings), bad_reference, data),
+    _expect(ValidationError, lambda: _prepare(ctx.make(), bad_reference, data),
             "inf in reference")
     flat = reference.reshape(len(reference), -1)[:, 0]
-    _expect(ValidationError, lambda: _prepare(cls(settings), flat, data),
+    _expect(ValidationError, lambda: _prepare(ctx.make(), flat, data),
             "1-d reference (n_samples,)")
-    if "samples" in cls.requires:
-        prepared = _prepare(cls(settings), reference, data)
+    if "samples" in ctx.cls.requires:
+        prepared = _prepare(ctx.make(), reference, data)
         _expect(ValidationError, lambda: _evaluate(prepared, bad, data), "NaN in samples")
 
-    # determinism under a seed, independence from batch and chunk size
-    base = _run(cls({**settings, "batch_size": 1024}), data)
-    again = _run(cls({**settings, "batch_size": 1024}), data)
-    _assert_same(base, again, "same seed, same inputs", rtol=0)
-    small = _run(cls({**settings, "batch_size": 7}), data)
-    _assert_same(base, small, "batch_size 1024 vs 7", rtol=rtol)
-    if "chunk_size" in cls.Settings.model_fields:
-        chunked = _run(cls({**settings, "chunk_size": 5}), data)
-        _assert_same(base, chunked, "chunk_size default vs 5", rtol=rtol)
 
-    # result and provenance
-    assert base.measure == cls.name, f"result.measure is {base.measure!r}, not {cls.name!r}"
-    assert base.headline == cls.headline, "result.headline differs from the class's headline"
+def _check_determinism(ctx: _Context) -> None:
+    seed = int(ctx.settings.get("seed", 0))
+    log: list[str | None] = []
+    with _watch_seeds(log):
+        ctx.base = _run(ctx.make(batch_size=1024), ctx.data)
+    ctx.seeds[seed] = log
+    again = _run(ctx.make(batch_size=1024), ctx.data)
+    _assert_same(ctx.base, again, "same seed, same inputs", rtol=0)
+
+
+def _check_seed(ctx: _Context) -> None:
+    seed = int(ctx.settings.get("seed", 0))
+    if seed not in ctx.seeds:
+        ctx.seeds[seed] = []
+        with _watch_seeds(ctx.seeds[seed]):
+            _run(ctx.make(batch_size=1024), ctx.data)
+    log: list[str | None] = []
+    with _watch_seeds(log):
+        _run(ctx.make(batch_size=1024, seed=seed + 1), ctx.data)
+    ctx.seeds[seed + 1] = log
+    first = ctx.seeds.get(seed, [])
+    if None in first or None in log:
+        raise AssertionError(
+            "seed: a random generator was created without a seed (fresh OS entropy); seed it "
+            "from self.settings.seed, e.g. np.random.default_rng(self.settings.seed)")
+    if first and first == log:
+        shown = ", ".join(sorted(set(map(str, first)))[:3])
+        raise AssertionError(
+            f"seed: the `seed` setting is ignored: with seed={seed} and seed={seed + 1} the "
+            f"measure seeds its random generators the same ({shown}); derive them from "
+            "self.settings.seed")
+
+
+def _check_batch_size(ctx: _Context) -> None:
+    base = ctx.base or _run(ctx.make(batch_size=1024), ctx.data)
+    small = _run(ctx.make(batch_size=7), ctx.data)
+    _assert_same(base, small, "batch_size 1024 vs 7", rtol=ctx.rtol)
+    if "chunk_size" in ctx.cls.Settings.model_fields:
+        chunked = _run(ctx.make(batch_size=1024, chunk_size=5), ctx.data)
+        _assert_same(base, chunked, "chunk_size default vs 5", rtol=ctx.rtol)
+
+
+def _check_result_fields(ctx: _Context) -> None:
+    _check_result(ctx.cls, ctx.base or _run(ctx.make(batch_size=1024), ctx.data), "result")
+
+
+def _check_provenance(ctx: _Context) -> None:
+    cls = ctx.cls
+    base = ctx.base or _run(ctx.make(batch_size=1024), ctx.data)
     prov = base.provenance
     assert prov.measure == cls.name, "provenance.measure must be the registry name"
     assert prov.plugin not in ("", "unregistered"), "provenance.plugin is not stamped"
     assert prov.plugin_version not in ("",), "provenance.plugin_version is empty"
     assert prov.probekit_version, "provenance.probekit_version is empty"
-    assert dict(prov.settings) == cls({**settings, "batch_size": 1024}).settings.model_dump(), (
+    assert dict(prov.settings) == ctx.make(batch_size=1024).settings.model_dump(), (
         "provenance.settings must be the full validated settings")
     assert prov.n_samples > 0 and prov.n_reference > 0, "provenance must count the samples used"
     assert prov.seed is not None, "provenance.seed is missing"
+
+
+def _check_no_mutation(ctx: _Context) -> None:
+    for dtype in (np.float64, np.float32):
+        data = _as_dtype(ctx.data, dtype)
+        kept = _as_dtype(data, dtype)
+        _run(ctx.make(), data)
+        for name in ("train", "holdout", "samples"):
+            assert np.array_equal(getattr(data, name), getattr(kept, name)), (
+                f"no-mutation: the measure changed its {np.dtype(dtype).name} {name} input in "
+                "place; work on a copy (check_array returns its input itself when the dtype "
+                "already matches)")
+
+
+def _other_samples(ctx: _Context) -> np.ndarray:
+    """A second set of samples that is not the reference (the training set for metrics, the
+    held-out set for probes)."""
+    return ctx.data.holdout if ctx.kind == "probe" else ctx.data.train
+
+
+def _check_hidden_state(ctx: _Context) -> None:
+    data, other = ctx.data, _other_samples(ctx)
+    measure = _prepare(ctx.make(), ctx.reference, data)
+    first = _evaluate(measure, data.samples, data)
+    second = _evaluate(measure, other, data)
+    third = _evaluate(measure, data.samples, data)
+    _assert_same(first, third, "hidden-state: evaluate(a) after evaluate(b) changed",
+                 rtol=ctx.rtol)
+    fresh = _evaluate(_prepare(ctx.make(), ctx.reference, data), other, data)
+    _assert_same(second, fresh, "hidden-state: evaluate(b) after evaluate(a) differs from "
+                 "evaluate(b) on a freshly prepared instance", rtol=ctx.rtol)
+
+
+def _check_reset(ctx: _Context) -> None:
+    if ctx.kind != "metric":
+        return
+    data, other = ctx.data, _other_samples(ctx)
+    metric = _prepare(ctx.make(), ctx.reference, data)
+    assert isinstance(metric, Metric)
+    metric.reset()
+    metric.update(data.samples)
+    metric.compute()
+    metric.reset()
+    metric.update(other)
+    after_reset = metric.compute()
+    fresh = _prepare(ctx.make(), ctx.reference, data)
+    assert isinstance(fresh, Metric)
+    fresh.reset()
+    fresh.update(other)
+    _assert_same(after_reset, fresh.compute(), "reset: reset() does not clear the sample state "
+                 "(the result after reset + update(b) differs from a fresh update(b))",
+                 rtol=ctx.rtol)
+
+
+def _check_timeseries(ctx: _Context) -> None:
+    if ctx.cls.modality != "any":
+        return
+    series = conformance_data("timeseries")
     try:
-        import json
-
-        json.dumps(base.to_dict(), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise AssertionError(f"result.to_dict() is not plain JSON: {exc}") from exc
-
-
-def _prepare(measure: Measure, reference: np.ndarray, data: ConformanceData) -> Measure:
-    if isinstance(measure, Probe):
-        return measure.prepare(reference, holdout=data.holdout)
-    return measure.prepare(reference)
+        result = _run(ctx.make(), series)
+    except MissingResourceError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"timeseries: a modality='any' measure must run on time series (n_samples, "
+            f"n_timesteps, n_channels); it raised {type(exc).__name__}: {exc}") from exc
+    _check_result(ctx.cls, result, "timeseries")
 
 
-def _evaluate(measure: Measure, samples: np.ndarray, data: ConformanceData) -> Result:
-    if isinstance(measure, Probe):
-        model = ToyModelHandle(data.samples) if "model" in measure.requires else None
-        return measure.evaluate(samples, model=model)
-    return measure.evaluate(samples)
+def _check_feature_space(ctx: _Context) -> None:
+    if "features" not in ctx.cls.Settings.model_fields:
+        return
+    with _conformance_features() as space:
+        result = _run(ctx.make(features=space), ctx.data)
+        prov = result.provenance
+        extractor = _ConformanceFeatures()
+        assert prov.feature_space == space, (
+            f"feature-space: with features={space!r} provenance.feature_space is "
+            f"{prov.feature_space!r}; record the extractor actually used (extractor.name)")
+        assert prov.feature_weights_sha256 == extractor.weights_sha256, (
+            "feature-space: provenance.feature_weights_sha256 must be the extractor's "
+            f"weights_sha256; got {prov.feature_weights_sha256!r}")
+        assert prov.preprocessing == extractor.preprocessing, (
+            "feature-space: provenance.preprocessing must be the extractor's preprocessing "
+            f"({extractor.preprocessing!r}); got {prov.preprocessing!r}")
 
 
-def check_all_registered(*, skip: tuple[str, ...] = ()) -> dict[str, str]:
-    """Run :func:`check_measure` on every registered probe and metric.
+#: Every check of :func:`check_measure`, in the order they run.
+MEASURE_CHECKS: dict[str, Callable[[_Context], None]] = {
+    "metadata": _check_metadata,
+    "unknown-option": _check_unknown_option,
+    "not-prepared": _check_not_prepared,
+    "no-mutation": _check_no_mutation,  # early: a mutating measure would spoil the data
+    "invalid-input": _check_invalid_input,
+    "determinism": _check_determinism,
+    "seed": _check_seed,
+    "batch-size": _check_batch_size,
+    "result": _check_result_fields,
+    "provenance": _check_provenance,
+    "reset": _check_reset,  # before hidden-state: a reset that keeps state is its usual cause
+    "hidden-state": _check_hidden_state,
+    "timeseries": _check_timeseries,
+    "feature-space": _check_feature_space,
+}
 
-    Returns ``{name: failure message}`` for the ones that fail (empty when all pass).
-    """
+
+def _resolve(name_or_cls: str | type, kinds: tuple[str, ...]) -> type:
+    if not isinstance(name_or_cls, str):
+        return name_or_cls
     from probekit.registry import registries
 
-    failures: dict[str, str] = {}
     regs = registries()
-    for name in [*regs.probes.names(), *regs.metrics.names()]:
-        if name in skip:
+    for kind in kinds:
+        if name_or_cls in regs[kind]:
+            return regs[kind].get(name_or_cls)
+    return regs[kinds[0]].get(name_or_cls)  # raises UnknownNameError with the known names
+
+
+def check_measure(
+    name_or_cls: str | type[Measure],
+    *,
+    data: ConformanceData | None = None,
+    settings: Mapping[str, Any] | None = None,
+    rtol: float = 1e-6,
+    skip_checks: Mapping[str, str] | None = None,
+) -> None:
+    """Run every conformance check on a probe or metric (registry name or class).
+
+    Parameters
+    ----------
+    name_or_cls : str or type
+        A registered name, or the class itself (registered or not).
+    data : ConformanceData, optional
+        Inputs to use instead of :func:`conformance_data` of the measure's modality.
+    settings : mapping, optional
+        Settings every instance is made with (e.g. a smaller network for speed).
+    rtol : float
+        Tolerance of the batch-size, hidden-state and reset comparisons.
+    skip_checks : mapping, optional
+        ``{check name: reason}`` for checks that do not apply to this measure (see
+        :data:`MEASURE_CHECKS`); say why, it documents the exception.
+
+    Raises
+    ------
+    AssertionError
+        Naming the first failed check.
+    ConformanceSkipped
+        The measure cannot run here (its weights are not installed).
+    """
+    cls = _resolve(name_or_cls, ("probe", "metric"))
+    kind = "probe" if isinstance(cls, type) and issubclass(cls, Probe) else "metric"
+    skip = dict(skip_checks or {})
+    unknown = set(skip) - set(MEASURE_CHECKS)
+    if unknown:
+        raise ValidationError(
+            f"check_measure: skip_checks must name checks among {sorted(MEASURE_CHECKS)}; "
+            f"got {sorted(unknown)}.")
+    name = getattr(cls, "name", repr(cls))
+    modality = "timeseries" if getattr(cls, "modality", None) == "timeseries" else "image"
+    ctx = _Context(cls, kind, dict(settings or {}), data or conformance_data(modality), rtol)
+    for check, run in MEASURE_CHECKS.items():
+        if check in skip:
             continue
         try:
-            check_measure(name)
+            run(ctx)
+        except MissingResourceError as exc:
+            raise ConformanceSkipped(f"{name}: cannot run here: {exc}") from exc
+        except AssertionError as exc:
+            text = str(exc)
+            raise AssertionError(text if text.startswith(f"{check}:") else
+                                 f"{check}: {text}") from exc
+
+
+# -- check_extractor ---------------------------------------------------------------------------
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_extractor(
+    name_or_cls: str | type[FeatureExtractor],
+    *,
+    data: ConformanceData | None = None,
+    settings: Mapping[str, Any] | None = None,
+    rtol: float = 1e-5,
+) -> None:
+    """Run the conformance checks on a feature extractor (registry name or class).
+
+    Checks: class metadata and unknown options (``metadata``, ``unknown-option``); on the
+    conformance data of each modality it declares (both for ``any``): a 2-d finite float
+    output with one row per sample and the same ``n_features`` for any number of samples
+    (``shape``), the same features from two instances (``determinism``) and whatever the
+    batching (``batch``), float64 input left unchanged (``no-mutation``); ``preprocessing`` a
+    non-empty name and ``weights_sha256`` ``None`` or a 64-digit lowercase hex string
+    (``provenance``).
+
+    Raises
+    ------
+    AssertionError
+        Naming the first failed check.
+    ConformanceSkipped
+        The extractor's weights are not installed, or it rejects the conformance data with a
+        ``ValidationError`` (pass ``data`` of a shape it accepts).
+    """
+    from probekit.errors import PluginError
+    from probekit.registry import check_plugin_class
+
+    cls = _resolve(name_or_cls, ("feature-extractor",))
+    name = getattr(cls, "name", repr(cls))
+    try:
+        check_plugin_class("feature-extractor", cls, getattr(cls, "plugin", "?"))
+    except PluginError as exc:
+        raise AssertionError(f"metadata: {exc}") from None
+    settings = dict(settings or {})
+    try:
+        _expect(ValidationError, lambda: cls(settings, no_such_option_xyz=1),
+                "unknown-option: unknown option")
+        modalities = ["image", "timeseries"] if cls.modality == "any" else [cls.modality]
+        for modality in modalities:
+            x = (data or conformance_data(modality)).samples
+            _check_extractor_on(cls, settings, np.array(x, dtype=np.float32), modality, rtol)
+    except MissingResourceError as exc:
+        raise ConformanceSkipped(f"{name}: cannot run here: {exc}") from exc
+    except ValidationError as exc:
+        raise ConformanceSkipped(
+            f"{name}: rejects the conformance data ({exc}); run check_extractor with data= "
+            "of a shape it accepts") from exc
+
+
+def _largest_difference(a: np.ndarray, b: np.ndarray) -> str:
+    if a.shape != b.shape:
+        return f"shapes {a.shape} vs {b.shape}"
+    return f"{float(np.abs(a - b).max(initial=0.0)):.3g}"
+
+
+def _check_extractor_on(cls: type[FeatureExtractor], settings: dict[str, Any], x: np.ndarray,
+                        modality: str, rtol: float) -> None:
+    where = f"on {modality} data {x.shape}"
+    extractor = cls(settings)
+    feats = np.asarray(extractor.extract(x.copy()))  # copies: mutation is its own check
+    assert feats.ndim == 2 and len(feats) == len(x), (
+        f"shape: extract must return (n_samples, n_features); got {feats.shape} for "
+        f"{len(x)} samples {where}")
+    assert feats.dtype.kind == "f", f"shape: features must be floats; got {feats.dtype} {where}"
+    assert np.isfinite(feats).all(), f"shape: features must be finite {where}"
+    few = np.asarray(extractor.extract(x[:5].copy()))
+    assert few.shape == (5, feats.shape[1]), (
+        f"shape: n_features must not depend on the number of samples; got {few.shape[1]} "
+        f"for 5 samples and {feats.shape[1]} for {len(x)} {where}")
+    # float32 networks differ by a few ulps between batchings: the tolerance is relative to
+    # the features' scale, not to each (possibly near-zero) feature
+    atol = rtol * float(np.abs(feats).max(initial=0.0))
+    again = np.asarray(cls(settings).extract(x.copy()))
+    assert again.shape == feats.shape and np.allclose(again, feats, rtol=rtol, atol=atol), (
+        f"determinism: a second instance gives other features {where} (largest difference "
+        f"{_largest_difference(again, feats)})")
+    batched = np.concatenate([np.asarray(extractor.extract(x[s:s + 7].copy()))
+                              for s in range(0, len(x), 7)])
+    assert batched.shape == feats.shape and np.allclose(batched, feats, rtol=rtol, atol=atol), (
+        f"batch: features depend on the batching (7 at a time vs all at once) {where} "
+        f"(largest difference {_largest_difference(batched, feats)})")
+    x64 = np.array(x, dtype=np.float64)
+    kept = x64.copy()
+    extractor.extract(x64)
+    assert np.array_equal(x64, kept), f"no-mutation: extract changed its float64 input {where}"
+    assert isinstance(cls.preprocessing, str) and cls.preprocessing, (
+        "provenance: preprocessing must name the preprocessing applied (\"none\" for none)")
+    sha = extractor.weights_sha256
+    assert sha is None or (isinstance(sha, str) and _SHA256.match(sha)), (
+        f"provenance: weights_sha256 must be None or 64 lowercase hex digits; got {sha!r}")
+
+
+# -- everything registered ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConformanceReport:
+    """What :func:`check_all_registered` found: names that passed, failed (with the failed
+    check) and were skipped (with the reason)."""
+
+    passed: tuple[str, ...] = ()
+    failed: Mapping[str, str] = field(default_factory=dict)
+    skipped: Mapping[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line per failure and skip, after a count line."""
+        lines = [f"{len(self.passed)} passed, {len(self.failed)} failed, "
+                 f"{len(self.skipped)} skipped"]
+        lines += [f"FAILED {name}: {why}" for name, why in self.failed.items()]
+        lines += [f"SKIPPED {name}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+    def assert_ok(self) -> None:
+        """Raise ``AssertionError`` with :meth:`summary` when anything failed."""
+        if self.failed:
+            raise AssertionError(self.summary())
+
+
+def registered_plugins(
+    *, distribution: str | None = None, kinds: tuple[str, ...] = ("probe", "metric",
+                                                                   "feature-extractor"),
+) -> list[tuple[str, str]]:
+    """``(kind, name)`` of the registered probes, metrics and feature extractors, optionally
+    only those of one distribution (to parametrize a third party's own tests)."""
+    from probekit.registry import registries
+
+    regs = registries()
+    return [
+        (kind, entry.name)
+        for kind in kinds
+        for entry in regs[kind].entries()
+        if distribution is None or entry.distribution == distribution
+    ]
+
+
+def check_plugin(kind: str, name: str) -> None:
+    """:func:`check_measure` or :func:`check_extractor` on the registered ``kind`` ``name``."""
+    if kind == "feature-extractor":
+        check_extractor(name)
+    else:
+        check_measure(name)
+
+
+def check_all_registered(
+    *, distribution: str | None = None, skip: Mapping[str, str] | tuple[str, ...] = (),
+) -> ConformanceReport:
+    """Run the conformance checks on every registered probe, metric and feature extractor.
+
+    Parameters
+    ----------
+    distribution : str, optional
+        Only the plugins of this distribution (``"probekit"`` for the built-ins, your package's
+        name in your own CI).
+    skip : mapping or tuple
+        Names to leave out (``{name: reason}`` or a tuple of names).
+
+    Returns
+    -------
+    ConformanceReport
+        ``report.assert_ok()`` fails a CI run on any failure; plugins that cannot run here
+        (weights not installed) are in ``report.skipped`` with the reason, not failures.
+    """
+    reasons = (dict(skip) if isinstance(skip, Mapping)
+               else dict.fromkeys(skip, "skipped by the caller"))
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for kind, name in registered_plugins(distribution=distribution):
+        if name in reasons:
+            skipped[name] = reasons[name]
+            continue
+        try:
+            check_plugin(kind, name)
+        except ConformanceSkipped as exc:
+            skipped[name] = str(exc)
         except (AssertionError, ProbekitError) as exc:
-            failures[name] = str(exc)
-    return failures
+            failed[name] = " ".join(str(exc).split())
+        else:
+            passed.append(name)
+    return ConformanceReport(tuple(passed), failed, skipped)
 
 
 __all__ = [
+    "MEASURE_CHECKS",
     "ConformanceData",
+    "ConformanceReport",
+    "ConformanceSkipped",
     "MemorizingModelHandle",
     "ToyModelHandle",
     "check_all_registered",
+    "check_extractor",
     "check_measure",
+    "check_plugin",
     "conformance_data",
+    "registered_plugins",
 ]

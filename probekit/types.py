@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from probekit.errors import ValidationError
+
 
 def _jsonable(value: Any) -> Any:
     """Convert numpy scalars/arrays and paths into plain JSON values (NaN/inf become None)."""
@@ -121,9 +123,10 @@ class Result:
 
     def __post_init__(self) -> None:
         if self.headline not in self.values:
-            raise ValueError(
-                f"Result: headline field {self.headline!r} must be one of values; "
-                f"got {sorted(self.values)}."
+            raise ValidationError(
+                f"Result of {self.measure!r}: headline field {self.headline!r} must be one of "
+                f"values; got {sorted(self.values)[:20]}. Put the headline number in values "
+                "under the headline's name."
             )
 
     @property

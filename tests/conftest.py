@@ -3,6 +3,7 @@ installed distributions (a ``*.dist-info`` folder with entry points, as pip writ
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from probekit import _plugins
 @pytest.fixture
 def fresh_host(monkeypatch):
     """Forget loaded plugins before and after the test; clear the plugin env vars."""
-    monkeypatch.delenv("PROBEKIT_STRICT_PLUGINS", raising=False)
-    monkeypatch.delenv("PROBEKIT_LOAD_PLUGINS", raising=False)
+    for variable in ("PROBEKIT_STRICT_PLUGINS", "PROBEKIT_LOAD_PLUGINS",
+                     "PROBEKIT_DISABLE_PLUGINS"):
+        monkeypatch.delenv(variable, raising=False)
     _plugins.reset_host()
     yield
     _plugins.reset_host()
@@ -42,4 +44,14 @@ def make_distribution(
 
 @pytest.fixture
 def make_dist():
-    return make_distribution
+    """:func:`make_distribution`; the modules it wrote are forgotten (``sys.modules``) after
+    the test, so that the next test imports its own version of a module of the same name."""
+    written: list[str] = []
+
+    def make(root, dist_name, modules, entry_points, version="1.2.3"):
+        written.extend(modules)
+        return make_distribution(root, dist_name, modules, entry_points, version)
+
+    yield make
+    for module in written:
+        sys.modules.pop(module, None)

@@ -42,6 +42,7 @@ class ACFDistance(Metric):
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")
+    non_sample_arrays = ("acf_reference", "acf_samples")  # per lag and channel
     Settings = ACFDistanceSettings
     settings: ACFDistanceSettings
 

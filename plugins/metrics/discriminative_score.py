@@ -43,6 +43,7 @@ class DiscriminativeScore(Metric):
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")
+    non_sample_arrays = ("test_correct",)  # one per item of the internal test split
     Settings = DiscriminativeScoreSettings
     settings: DiscriminativeScoreSettings
 

@@ -51,6 +51,8 @@ class MarginalDistance(Metric):
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")
+    #: per channel, and per distribution compared
+    non_sample_arrays = ("distance_per_channel", "distance_per_distribution")
     Settings = MarginalDistanceSettings
     settings: MarginalDistanceSettings
 

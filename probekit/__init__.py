@@ -1,7 +1,9 @@
 """probekit: tells people who train diffusion models when their model starts copying its
 training data.
 
-The public API is imported here; modules starting with ``_`` are private.
+The public API is imported here; modules starting with ``_`` are private. Plugin authors use
+this door plus the public modules ``probekit.validation``, ``probekit.features``,
+``probekit.neighbors``, ``probekit.stats``, ``probekit.progress`` and ``probekit.testing``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from probekit.base import (
     DatasetSplits,
     FeatureExtractor,
     Generator,
+    Measure,
     MeasureSettings,
     Metric,
     ModelHandle,
@@ -22,13 +25,16 @@ from probekit.base import (
     Settings,
 )
 from probekit.errors import (
+    BuiltinsMissingError,
     ConfigMismatchError,
     DataWarning,
     DuplicateNameError,
+    EvaluationInterrupted,
     InputFileError,
     MissingResourceError,
     NotPreparedError,
     PluginError,
+    PluginLoadWarning,
     ProbekitError,
     ProbekitWarning,
     UnknownNameError,
@@ -59,16 +65,19 @@ from probekit.types import Checkpoint, Provenance, Result
 
 __all__ = [
     "Adapter",
+    "BuiltinsMissingError",
     "Checkpoint",
     "ConfigMismatchError",
     "DataWarning",
     "Dataset",
     "DatasetSplits",
     "DuplicateNameError",
+    "EvaluationInterrupted",
     "EvaluationSettings",
     "FeatureExtractor",
     "Generator",
     "InputFileError",
+    "Measure",
     "MeasureSettings",
     "Metric",
     "MissingResourceError",
@@ -76,6 +85,7 @@ __all__ = [
     "NearestNeighborIndex",
     "NotPreparedError",
     "PluginError",
+    "PluginLoadWarning",
     "Probe",
     "ProbekitError",
     "ProbekitWarning",

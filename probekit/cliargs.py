@@ -208,10 +208,12 @@ def describe_settings(model: type[pydantic.BaseModel]) -> list[dict[str, str]]:
             default = "(required)"
         else:
             default = field.default
+        if isinstance(default, pydantic.BaseModel):
+            default = default.model_dump(mode="json")
         rows.append({
             "name": name,
             "type": _type_text(field.annotation),
-            "default": default if isinstance(default, str) else json.dumps(default),
+            "default": default if isinstance(default, str) else json.dumps(default, default=str),
             "constraints": _constraints_text(field),
             "description": field.description or "",
         })

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import inspect
 import platform
 import signal
 import sys
@@ -584,11 +585,11 @@ class SeriesEvaluator:
     def finish(self) -> dict[str, Any]:
         """Write the reports (unless ``reports=False``), close the store, return the summary."""
         self.store.close()
-        if self.reports:
+        if self.reports and self._finished:
             from probekit.reports import write_reports
 
             summary = write_reports(self.out, quiet=self.quiet, train=self.train)
-        else:
+        else:  # no reports asked for, or nothing evaluated yet (every checkpoint failed)
             from probekit.store import load_failures
 
             summary = {"run_dir": str(self.out), "steps": sorted({s for s, _ in self._finished}),
@@ -725,9 +726,9 @@ def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) 
     for checkpoint in series.checkpoints:
         try:
             handle = adapter.load(checkpoint)
+            available = getattr(handle, "n_available", None)
         except Exception:  # recorded as a failed checkpoint when the run reaches it
             continue
-        available = getattr(handle, "n_available", None)
         if available is None:
             return DEFAULT_N_SAMPLES if n_samples is None else n_samples
         counts.append((int(available), checkpoint.step))
@@ -768,9 +769,30 @@ def open_series(
     reports: bool = True,
     **overrides: Any,
 ) -> PreparedSeries:
-    """Resolve ``series`` and open its :class:`SeriesEvaluator` (nothing is evaluated yet).
+    """Resolve ``series`` and open its :class:`SeriesEvaluator`, validating every input
+    before anything is written; nothing is evaluated yet (:func:`evaluate_series` does that).
 
-    The arguments are those of :func:`evaluate_series`.
+    Parameters
+    ----------
+    series :
+        A folder of checkpoints (``ckpt-<step>.pt``, ``Model_<step>``, ``checkpoint-<step>/``,
+        ``step-<step>.npy|npz|dir``), a ``.toml``/``.json`` manifest, a reference-pipeline run
+        directory (adapter, dataset and ``out`` then default to its own), or
+        ``"module:function"`` with the ``callable`` adapter and ``steps``.
+    settings, **overrides :
+        :class:`~probekit.settings.EvaluationSettings` (an instance or a mapping) and keyword
+        overrides of its fields: ``probes``, ``metrics``, ``measure_settings``, ``adapter``,
+        ``adapter_settings``, ``dataset``, ``dataset_settings``, ``n_samples`` (default: all
+        stored samples for pre-generated ones, else 1000), ``seed``, ``n_keep``,
+        ``timescales``, ``cache``, ``cache_dir``, ``executor``, ...
+    out :
+        The run directory (default for a reference-pipeline run: ``<run>/eval``).
+    train, holdout :
+        Training and held-out sets (arrays or paths), unless ``dataset`` is set.
+    steps :
+        Evaluate only these steps (``"250,500"``, ``"1000:5000"``, or a list).
+    overwrite, quiet, reports :
+        As for :class:`SeriesEvaluator`.
     """
     validated, instances, adapter_instance = make_settings(settings, **overrides)
     resolved = resolve_series(series, adapter=validated.adapter,
@@ -817,42 +839,16 @@ def open_series(
     return PreparedSeries(evaluator, list(resolved.series.checkpoints), Path(out))
 
 
-def evaluate_series(
-    series: str | Path | Series | Sequence[int],
-    settings: EvaluationSettings | Mapping[str, Any] | None = None,
-    *,
-    out: str | Path | None = None,
-    train: np.ndarray | str | Path | None = None,
-    holdout: np.ndarray | str | Path | None = None,
-    steps: Iterable[int] | str | None = None,
-    overwrite: bool = False,
-    quiet: bool = False,
-    reports: bool = True,
-    **overrides: Any,
-) -> dict[str, Any]:
+def evaluate_series(series: str | Path | Series | Sequence[int],
+                    settings: EvaluationSettings | Mapping[str, Any] | None = None,
+                    **options: Any) -> dict[str, Any]:
     """Evaluate every checkpoint of a series and write the run directory and its reports.
 
-    Parameters
-    ----------
-    series :
-        A folder of checkpoints (``ckpt-<step>.pt``, ``Model_<step>``, ``checkpoint-<step>/``,
-        ``step-<step>.npy|npz|dir``), a ``.toml``/``.json`` manifest, a reference-pipeline run
-        directory (adapter, dataset and ``out`` then default to its own), or
-        ``"module:function"`` with the ``callable`` adapter and ``steps``.
-    settings, **overrides :
-        :class:`~probekit.settings.EvaluationSettings` (an instance or a mapping) and keyword
-        overrides of its fields: ``probes``, ``metrics``, ``measure_settings``, ``adapter``,
-        ``adapter_settings``, ``dataset``, ``dataset_settings``, ``n_samples`` (default: all
-        stored samples for pre-generated ones, else 1000), ``seed``, ``n_keep``,
-        ``timescales``, ``cache``, ``cache_dir``, ``executor``, ...
-    out :
-        The run directory (default for a reference-pipeline run: ``<run>/eval``).
-    train, holdout :
-        Training and held-out sets (arrays or paths), unless ``dataset`` is set.
-    steps :
-        Evaluate only these steps (``"250,500"``, ``"1000:5000"``, or a list).
-    overwrite, quiet, reports :
-        As for :class:`SeriesEvaluator`.
+    Takes the arguments of :func:`open_series` (``out``, ``train``, ``holdout``, ``steps``,
+    ``overwrite``, ``quiet``, ``reports`` and the settings fields as keywords), e.g.::
+
+        evaluate_series("runs/my-run", out="runs/my-eval", train="train.npy",
+                        holdout="holdout.npy", probes="nn-ratio", metrics="fd")
 
     Returns
     -------
@@ -860,9 +856,7 @@ def evaluate_series(
         The summary written to ``summary.json`` (``reports=False``: run directory, steps,
         measures and failures). Failed checkpoints are listed under ``"failures"``.
     """
-    prepared = open_series(series, settings, out=out, train=train, holdout=holdout,
-                           steps=steps, overwrite=overwrite, quiet=quiet, reports=reports,
-                           **overrides)
+    prepared = open_series(series, settings, **options)
     evaluator = prepared.evaluator
     try:
         evaluator.run(prepared.checkpoints)
@@ -870,6 +864,10 @@ def evaluate_series(
         evaluator.close()
         raise
     return evaluator.finish()
+
+
+evaluate_series.__signature__ = inspect.signature(open_series).replace(  # type: ignore[attr-defined]
+    return_annotation="dict[str, Any]")
 
 
 def _series_label(series: Series) -> str:

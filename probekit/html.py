@@ -286,6 +286,17 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
                  "samples) against as many held-out non-members. The dotted line is 1 / "
                  "(number of non-members): below it the FPR is not resolved.</p>",
                  _img(images, "roc.png", "membership-inference ROC curves")]
+    failures = summary.get("failures") or []
+    if failures:
+        rows = "".join(f"<tr><td class='num'>{int(f['step'])}</td><td>{_e(f['path'])}</td>"
+                       f"<td>{_e(f['reason'])}</td><td class='num'>{int(f['attempts'])}</td></tr>"
+                       for f in failures)
+        body += ["<h2>Failed checkpoints</h2>",
+                 "<p class='muted'>These checkpoints could not be evaluated and are missing from "
+                 "the curves. Fix them and run the same evaluation again: only they are "
+                 "retried.</p>",
+                 "<table><tr><th>step</th><th>path</th><th>reason</th><th>attempts</th></tr>"
+                 f"{rows}</table>"]
     body += ["<h2>Results</h2>", _results_table(a), _tidy_table(a)]
     if "measures.png" in images:
         body += ["<h2>Every measure</h2>", _img(images, "measures.png", "every measure")]

@@ -110,8 +110,10 @@ def _provenance(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_summary(a: RunAnalysis, *, files: Mapping[str, Any],
-                  evaluations: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The content of ``summary.json``."""
+                  evaluations: Mapping[str, Any] | None = None,
+                  failures: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The content of ``summary.json`` (``failures``: checkpoints that could not be evaluated,
+    with their one-line reasons)."""
     w = a.window
     rec = None
     if w is not None and w.recommended_step is not None:
@@ -125,7 +127,10 @@ def build_summary(a: RunAnalysis, *, files: Mapping[str, Any],
         "modality": a.config.get("modality"),
         "n_train": a.n_train,
         "steps": a.steps,
-        "verdict": verdict_lines(a),
+        "verdict": verdict_lines(a) + ([
+            f"{len(failures)} checkpoint(s) failed and are missing from the curves: steps "
+            + ", ".join(str(f["step"]) for f in failures)] if failures else []),
+        "failures": [dict(f) for f in failures],
         "tau_mem": None if a.tau_mem is None else a.tau_mem.to_dict(),
         "tau_gen": None if a.tau_gen is None else a.tau_gen.to_dict(),
         "window": None if w is None else w.to_dict(),
@@ -440,7 +445,10 @@ def write_reports(
 
     files = {"results_csv": "results.csv", "summary_json": "summary.json",
              "report_html": "report.html", "plots": [f"plots/{k}" for k in images]}
-    summary = build_summary(a, files=files, evaluations=read_provenance(run_dir))
+    from probekit.store import load_failures
+
+    summary = build_summary(a, files=files, evaluations=read_provenance(run_dir),
+                            failures=load_failures(run_dir))
     # everything is computed before the first file is written: a failure writes nothing
     page = render_run_html(a, summary, images)
     table = results_csv(rows)

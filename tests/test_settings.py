@@ -46,7 +46,7 @@ def test_names_are_split_and_repeats_refused():
     ({"probs": "nn-ratio"}, "unknown option 'probs'"),
 ])
 def test_bad_settings_are_one_line(values, message):
-    with pytest.raises(ValidationError, match="^evaluator: ") as caught:
+    with pytest.raises(ValidationError, match=r"^evaluator: ") as caught:
         make_settings(**values)
     text = str(caught.value)
     assert message in text and "\n" not in text

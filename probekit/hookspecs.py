@@ -10,8 +10,16 @@ Hooks are grouped by phase:
 * **Registration** (called once, when the registry is first used): ``register_*`` hooks return
   lists of classes. Each class carries metadata as class attributes: ``name`` (kebab-case, unique
   within its kind), ``modality`` (``"image"``, ``"timeseries"`` or ``"any"``), and for probes and
-  metrics ``headline``, ``higher_is_better`` and ``requires``. The registry stamps each class with
-  its plugin and version. Returning ``None`` is the same as returning an empty list.
+  metrics ``headline``, ``higher_is_better``, ``requires``, ``role`` and ``headline_range``. A
+  class with abstract methods left undefined is refused. The registry stamps each class with its
+  plugin and version. Returning ``None`` is the same as returning an empty list.
+
+  Plugins are asked in a fixed order: the built-ins (the ``probekit`` distribution) first, then
+  third parties sorted by (distribution, entry-point name). A name already registered keeps its
+  first owner — so the built-ins always keep theirs — and the later class is refused with a
+  warning naming both plugins. A function named like a hook but misspelt (a ``@hookimpl``
+  without a specification here) makes its plugin fail to load; one without ``@hookimpl`` is
+  ignored by pluggy and warned about.
 * **Evaluation** (called by the checkpoint-series evaluator): observation hooks whose return
   values are ignored.
 """

@@ -40,6 +40,10 @@
 ``hidden-state``
     ``evaluate(a)`` gives the same after ``evaluate(b)``, and ``evaluate(b)`` the same as on a
     freshly prepared instance.
+``reference-state``
+    (measures whose ``reference_state()`` returns arrays) a fresh instance restored with
+    ``load_reference_state`` — what the evaluator does on a cache hit, without ``prepare`` —
+    evaluates like the prepared one; the state survives an ``.npz`` file without pickling.
 ``timeseries``
     an ``any``-modality measure also runs on time series ``(n_samples, n_timesteps,
     n_channels)`` and passes ``result``.
@@ -60,6 +64,7 @@ reported as skipped with the reason.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import re
@@ -586,6 +591,41 @@ def _check_reset(ctx: _Context) -> None:
                  rtol=ctx.rtol)
 
 
+def _check_reference_state(ctx: _Context) -> None:
+    data = ctx.data
+    prepared = _prepare(ctx.make(), ctx.reference, data)
+    state = prepared.reference_state()
+    if state is None:
+        return
+    assert isinstance(state, Mapping) and all(isinstance(k, str) for k in state), (
+        "reference-state: reference_state() must return a dict of named arrays (or None)")
+    buffer = io.BytesIO()
+    try:
+        np.savez(buffer, **{k: np.asarray(v) for k, v in state.items()})
+        buffer.seek(0)
+        with np.load(buffer, allow_pickle=False) as stored:
+            restored_state = {k: stored[k] for k in stored.files}
+    except ValueError as exc:
+        raise AssertionError(
+            f"reference-state: the state must survive an .npz file without pickling ({exc}); "
+            "return numeric arrays") from exc
+    restored = ctx.make().load_reference_state(restored_state)
+    assert restored is not None, "reference-state: load_reference_state must return self"
+    try:
+        from_cache = _evaluate(restored, data.samples, data)
+    except MissingResourceError:
+        raise
+    except Exception as exc:
+        raise AssertionError(
+            f"reference-state: evaluate after load_reference_state (a cache hit, which skips "
+            f"prepare) raised {type(exc).__name__}: {exc}; restore everything evaluate "
+            "needs") from exc
+    _assert_same(_evaluate(prepared, data.samples, data), from_cache,
+                 "reference-state: a measure restored from reference_state() (a cache hit, "
+                 "which skips prepare) evaluates differently from the prepared one",
+                 rtol=ctx.rtol)
+
+
 def _check_timeseries(ctx: _Context) -> None:
     if ctx.cls.modality != "any":
         return
@@ -633,6 +673,7 @@ MEASURE_CHECKS: dict[str, Callable[[_Context], None]] = {
     "provenance": _check_provenance,
     "reset": _check_reset,  # before hidden-state: a reset that keeps state is its usual cause
     "hidden-state": _check_hidden_state,
+    "reference-state": _check_reference_state,
     "timeseries": _check_timeseries,
     "feature-space": _check_feature_space,
 }

@@ -135,6 +135,14 @@ class ToyMeanGap(Metric):
         self.sum_ = self.sum_ + samples.reshape(len(samples), -1).sum(0)
         self.n_ += len(samples)
 
+    def reference_state(self):
+        return {"mean": self.reference_mean_, "n": np.asarray(self.n_reference_)}
+
+    def load_reference_state(self, state):
+        self.reference_mean_, self.n_reference_ = state["mean"], int(state["n"])
+        self.reset()
+        return self
+
     def compute(self):
         gap = float(np.linalg.norm(self.sum_ / self.n_ - self.reference_mean_))
         return Result(measure=self.name, headline="gap", values={"gap": gap},
@@ -231,6 +239,16 @@ class NoReset(ToyMeanGap):
             super().reset()
 
 
+class HalfRestored(ToyMeanGap):
+    """Broken on purpose: a cache hit (load_reference_state, no prepare) leaves the reference
+    count unset."""
+
+    def load_reference_state(self, state):
+        self.reference_mean_ = state["mean"]
+        self.reset()
+        return self
+
+
 class NoEvaluate(Probe):
     """Broken on purpose: forgot ``evaluate``."""
 
@@ -260,6 +278,8 @@ def test_the_correct_toys_pass():
     (BadRole, "metadata", "role must be one of"),
     (NoEvaluate, "metadata", r"must define the abstract method\(s\) evaluate"),
     (NoReset, "reset", "reset.. does not clear the sample state"),
+    (HalfRestored, "reference-state", "evaluate after load_reference_state .* raised "
+                                      "AttributeError"),
 ])
 def test_each_check_catches_its_broken_plugin(cls, check, message):
     with pytest.raises(AssertionError, match=rf"^{check}: .*{message}"):

@@ -44,6 +44,7 @@ from probekit.validation import check_array
 _U32 = float(np.finfo(np.float32).eps) / 2  # unit roundoff of float32
 _U_TF32 = 2.0**-11  # unit roundoff of TF32 inputs (a GPU matmul that allows them)
 _U_BF16 = 2.0**-8  # unit roundoff of bfloat16 inputs (float32 matmul precision "medium")
+_U64 = float(np.finfo(np.float64).eps) / 2  # unit roundoff of float64
 #: Environment variable naming the default device of the candidate search ("cpu", "cuda", ...).
 DEVICE_ENV = "PROBEKIT_KNN_DEVICE"
 #: Queries searched per faiss call at least (faiss blocks queries by 4096 itself).
@@ -348,34 +349,25 @@ class NearestNeighborIndex:
                 c += 4.0 * _U_TF32
         return 1.001 * c
 
+    def _margin(self, k: int) -> int:
+        """Extra candidates: ``margin``, or k / 8 for long lists (dense neighbourhoods, e.g.
+        overlapping time-series windows, need more room for the certificate)."""
+        return max(self.margin, k // 8)
+
     def _search_batch(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         q32 = _float32(q, self.shift_)
-        kc = min(self.n_reference, k + self.margin)
+        kc = min(self.n_reference, k + self._margin(k))
         if self.engine == "torch":
             cand_d, cand_i = self._torch_candidates(q32, kc)
         else:
             cand_d, cand_i = self._faiss_candidates(q32, kc)
-        cand_d = cand_d.astype(np.float64)
         err = self._unit_error() * (_sqnorms32(q32).astype(np.float64) + self._max_sqnorm)
-        # candidates that may be in the true top k: float32 distance <= k-th + 2 err
-        n_refine = (cand_d <= (cand_d[:, k - 1] + 2.0 * err)[:, None]).sum(axis=1)
-        n_refine = np.maximum(n_refine, k)
-        exact = np.full(cand_d.shape, np.inf)
-        for c in range(int(n_refine.max())):
-            rows = np.flatnonzero(n_refine > c) if c >= k else slice(None)
-            exact[rows, c] = self._sqdist64(q[rows], cand_i[rows, c])
-        order = np.lexsort((cand_i, exact), axis=1)[:, :k]
-        out_d = np.take_along_axis(exact, order, axis=1)
-        out_i = np.take_along_axis(cand_i, order, axis=1)
-        if kc < self.n_reference:
-            # rows outside the candidates have float32 distance >= the last candidate's; when
-            # a candidate was left unrefined, that is already > the k-th by 2 err
-            full = np.flatnonzero(n_refine >= kc)
-            bound = cand_d[full, -1] - err[full]
-            bad = full[~(bound > out_d[full, -1])]
-            if bad.size:
-                self.n_fallbacks_ += int(bad.size)
-                out_d[bad], out_i[bad] = self._brute_force(q[bad], k)
+        out_d, out_i, bad = refine_candidates(
+            q, cand_d, cand_i, k, err, self._sqdist64, complete=kc >= self.n_reference
+        )
+        if bad.size:
+            self.n_fallbacks_ += int(bad.size)
+            out_d[bad], out_i[bad] = self._search_float64(q[bad], k)
         return np.sqrt(np.maximum(out_d, 0.0)), out_i
 
     def _sqdist64(self, q: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -385,9 +377,40 @@ class NearestNeighborIndex:
         diff -= q
         return np.einsum("ij,ij->i", diff, diff)
 
+    def _search_float64(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The queries float32 could not settle: the same three steps with float64 matrix
+        products (rows shifted by the float64 mean), then, for what even that cannot settle
+        (ties over more rows than candidates), a brute force by sums of squared differences."""
+        q64 = np.asarray(q, dtype=np.float64) - self.center_
+        kc = min(self.n_reference, 2 * k + self._margin(k))
+        best_d = np.full((len(q64), 0), np.inf)
+        best_i = np.zeros((len(q64), 0), dtype=np.int64)
+        q_sq = np.einsum("ij,ij->i", q64, q64)
+        max_sq = 0.0
+        for s, e in self._chunks:
+            block = np.asarray(self._rows(s, e), dtype=np.float64) - self.center_
+            r_sq = np.einsum("ij,ij->i", block, block)
+            max_sq = max(max_sq, float(r_sq.max()))
+            d = np.maximum(q_sq[:, None] + r_sq[None, :] - 2.0 * (q64 @ block.T), 0.0)
+            kj = min(kc, e - s)
+            part = np.argpartition(d, kj - 1, axis=1)[:, :kj] if kj < e - s else (
+                np.broadcast_to(np.arange(e - s), d.shape))
+            best_d, best_i = _merge(best_d, best_i, np.take_along_axis(d, part, axis=1),
+                                    part + s, kc)
+        du = self.dim * _U64
+        unit = 1.001 * (2.0 * du / (1.0 - du) + 16.0 * _U64)
+        err = unit * (q_sq + max_sq / (1.0 - 2.0 * (self.dim + 2) * _U64))
+        out_d, out_i, bad = refine_candidates(
+            q, best_d, best_i, k, err, self._sqdist64, complete=kc >= self.n_reference
+        )
+        if bad.size:
+            out_d[bad], out_i[bad] = self._brute_force(q[bad], k)
+        return out_d, out_i
+
     def _brute_force(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Float64 exhaustive search by sums of squared differences (no cancellation), ties
-        by index. Used only for the rare queries the float32 certificate cannot settle."""
+        by index: for queries with exact ties over more rows than even the float64 stage
+        keeps as candidates."""
         q64 = np.asarray(q, dtype=np.float64)
         out_d = np.empty((len(q64), k))
         out_i = np.empty((len(q64), k), dtype=np.int64)
@@ -401,6 +424,66 @@ class NearestNeighborIndex:
                 best_d, best_i = cat_d[keep], cat_i[keep]
             out_d[r], out_i[r] = best_d, best_i
         return out_d, out_i
+
+
+def refine_candidates(
+    q: np.ndarray, cand_d: np.ndarray, cand_i: np.ndarray, k: int, err: np.ndarray,
+    sqdist64: Any, *, complete: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact float64 top ``k`` from approximate candidates, and which queries to search again.
+
+    Parameters
+    ----------
+    q : array (n_queries, dim)
+        The queries (original values).
+    cand_d, cand_i : arrays (n_queries, n_candidates)
+        Approximate squared distances (ascending per row; ``inf`` and any index for missing
+        candidates) and reference indices.
+    k : int
+        Neighbours wanted (``<= n_candidates``).
+    err : float64 array (n_queries,) or None
+        Bound on ``|approximate - true|`` of every squared distance of the query (rows outside
+        the candidates included). Candidates further than ``2 err`` beyond the k-th cannot be
+        in the top k and are not recomputed. ``None``: no bound (e.g. product quantization),
+        every candidate is recomputed and no query is certified.
+    sqdist64 : callable ``(q_rows, idx) -> float64 squared distances``
+        The exact evaluation of one candidate per query.
+    complete : bool
+        The candidates are the whole reference (nothing to certify).
+
+    Returns
+    -------
+    sq_distances : float64 (n_queries, k)
+        Exact squared distances, ascending, ties by index.
+    indices : int64 (n_queries, k)
+    uncertain : int64 array
+        Queries whose answer the bound cannot certify (to be searched again exactly); empty
+        when ``err`` is ``None`` or ``complete``.
+    """
+    cand_d = np.asarray(cand_d, dtype=np.float64)
+    cand_i = np.asarray(cand_i, dtype=np.int64)
+    valid = np.isfinite(cand_d) & (cand_i >= 0)
+    if err is None:
+        n_refine = valid.sum(axis=1)
+    else:
+        # candidates that may be in the true top k: distance <= k-th + 2 err
+        n_refine = (cand_d <= (cand_d[:, k - 1] + 2.0 * err)[:, None]).sum(axis=1)
+        n_refine = np.maximum(n_refine, k)
+    exact = np.full(cand_d.shape, np.inf)
+    for c in range(int(n_refine.max()) if len(n_refine) else 0):
+        rows = np.flatnonzero((n_refine > c) & valid[:, c])
+        if rows.size:
+            exact[rows, c] = sqdist64(q[rows], cand_i[rows, c])
+    order = np.lexsort((cand_i, exact), axis=1)[:, :k]
+    out_d = np.take_along_axis(exact, order, axis=1)
+    out_i = np.take_along_axis(cand_i, order, axis=1)
+    if err is None or complete:
+        return out_d, out_i, np.empty(0, dtype=np.int64)
+    # rows outside the candidates are at least the last candidate's distance minus err; when
+    # a candidate was left unrefined, that is already beyond the k-th by more than err
+    full = np.flatnonzero(n_refine >= cand_d.shape[1])
+    bound = cand_d[full, -1] - err[full]
+    return out_d, out_i, full[~(bound > out_d[full, -1])]
 
 
 def _merge(
@@ -444,4 +527,5 @@ __all__ = [
     "default_device",
     "knn",
     "merge_topk",
+    "refine_candidates",
 ]

@@ -276,6 +276,10 @@ class SeriesEvaluator:
     config_extra : mapping, optional
         More keys for ``config.json`` (e.g. the training recipe); they must not replace the
         evaluator's own keys.
+    executor : probekit.executors.Executor, optional
+        Where checkpoints are evaluated (default: the one ``settings.executor`` names, made when
+        needed). With a process pool or Ray, :meth:`submit` hands a training loop's checkpoint
+        over without waiting for its evaluation.
     """
 
     def __init__(
@@ -290,9 +294,12 @@ class SeriesEvaluator:
         quiet: bool = False,
         reports: bool = True,
         config_extra: Mapping[str, Any] | None = None,
+        executor: Any = None,
         **overrides: Any,
     ):
         self.settings, instances, adapter = make_settings(settings, **overrides)
+        self.executor = executor
+        self._executor_started = False
         s = self.settings
         self.out = Path(out)
         self.quiet = quiet
@@ -492,14 +499,7 @@ class SeriesEvaluator:
         returned with the new ones (one :class:`~probekit.Result` per measure, in order).
         An error in the handle or a measure propagates (nothing is committed for the step).
         """
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValidationError(f"evaluator: step must be a non-negative integer; got {step!r}.")
-        if not isinstance(handle, ModelHandle):
-            raise ValidationError(
-                f"evaluator: handle must be a probekit.ModelHandle; got {describe(handle)}. "
-                "Wrap your model in a ModelHandle subclass (generate, predict_noise)."
-            )
-        step = int(step)
+        step = self._check_step(step, handle)
         pending = self.pending(step)
         new: dict[str, Result] = {}
         if pending:
@@ -515,11 +515,66 @@ class SeriesEvaluator:
             r.measure: r for r in load_results(self.out, step)}
         return [new.get(n) or stored[n] for n in self.measure_names]
 
+    def submit(self, step: int, handle: ModelHandle) -> None:
+        """Hand one checkpoint over for evaluation without waiting for it (a training loop's
+        door to a process pool or a Ray cluster; with the serial executor it is evaluated at
+        once). The handle travels to a worker, so it must be picklable (e.g. a CPU copy of the
+        weights and how to sample). Finished checkpoints are committed by :meth:`collect`,
+        by later calls to :meth:`submit`, and by :meth:`finish`; a checkpoint that fails is
+        recorded with its reason (``self.failures``)."""
+        step = self._check_step(step, handle)
+        pending = self.pending(step)
+        if not pending:
+            return
+        with _quiet_if(self.quiet):
+            self._prepare(pending)
+            executor = self._started_executor()
+            path = Path(str(getattr(handle, "path", "") or ""))
+            task = CheckpointTask(Checkpoint(step, path), tuple(pending), self.n_samples,
+                                  self.seed, self.n_keep, submitted_at=time.time())
+            executor.submit(task, handle)
+            if executor.name == "serial":
+                self.collect(block=True)
+            else:
+                self.collect()
+
+    def collect(self, *, block: bool = False) -> list[int]:
+        """Commit the checkpoints whose evaluation has finished (``block``: wait for every one
+        submitted); return their steps."""
+        if self.executor is None or not self._executor_started:
+            return []
+        steps = []
+        for outcome in self.executor.completed(block=block):
+            self._commit(outcome)
+            steps.append(outcome.checkpoint.step)
+        return steps
+
+    def _started_executor(self) -> Any:
+        if self.executor is None:
+            from probekit.executors import make_executor
+
+            self.executor = make_executor(self.settings)
+        if not self._executor_started:
+            self.executor.start(self.context())
+            self._executor_started = True
+        return self.executor
+
+    @staticmethod
+    def _check_step(step: Any, handle: Any) -> int:
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise ValidationError(f"evaluator: step must be a non-negative integer; got {step!r}.")
+        if not isinstance(handle, ModelHandle):
+            raise ValidationError(
+                f"evaluator: handle must be a probekit.ModelHandle; got {describe(handle)}. "
+                "Wrap your model in a ModelHandle subclass (generate, predict_noise)."
+            )
+        return int(step)
+
     def run(self, checkpoints: Sequence[Checkpoint], *, executor: Any = None) -> dict[str, int]:
         """Evaluate every checkpoint with the adapter, skipping finished (step, measure) pairs.
 
-        ``executor`` is an object with ``run(tasks, context)`` yielding outcomes as tasks
-        complete (:mod:`probekit.executors`; default: the one the settings name). Returns
+        ``executor`` is a :class:`probekit.executors.Executor` (default: the evaluator's, else
+        the one the settings name, closed at the end). Returns
         ``{"evaluated", "skipped", "failed"}`` (numbers of checkpoints). A checkpoint that
         cannot be evaluated is recorded as failed with its reason (``self.failures``) and the
         others go on. On Ctrl-C the finished checkpoints stay committed and
@@ -541,6 +596,7 @@ class SeriesEvaluator:
 
         with _quiet_if(self.quiet):
             bar = Progress(len(todo), "checkpoints")
+            executor = executor or self.executor
             own_executor = executor is None
             try:
                 self._prepare({n for c in todo for n in self.pending(c.step)})
@@ -574,6 +630,8 @@ class SeriesEvaluator:
             finally:
                 if own_executor and executor is not None:
                     executor.close()
+                elif executor is self.executor:
+                    self._executor_started = True  # started by run(); finish() closes it
         return {"evaluated": evaluated, "skipped": skipped, "failed": failed}
 
     @staticmethod
@@ -583,7 +641,12 @@ class SeriesEvaluator:
         return replace(task, submitted_at=time.time())
 
     def finish(self) -> dict[str, Any]:
-        """Write the reports (unless ``reports=False``), close the store, return the summary."""
+        """Wait for submitted checkpoints, write the reports (unless ``reports=False``), close
+        the store and the evaluator's executor, return the summary."""
+        try:
+            self.collect(block=True)
+        finally:
+            self._close_executor()
         self.store.close()
         if self.reports and self._finished:
             from probekit.reports import write_reports
@@ -601,8 +664,15 @@ class SeriesEvaluator:
         return summary
 
     def close(self) -> None:
-        """Close the run store without writing reports."""
+        """Close the run store and the executor without writing reports (checkpoints still
+        being evaluated are dropped; they are evaluated again by the next run)."""
+        self._close_executor()
         self.store.close()
+
+    def _close_executor(self) -> None:
+        if self.executor is not None and self._executor_started:
+            self.executor.close()
+            self._executor_started = False
 
     def __enter__(self) -> SeriesEvaluator:
         return self

@@ -113,6 +113,17 @@ class CallableAdapter(Adapter):
     def load(self, checkpoint: Checkpoint) -> CallableHandle:
         return CallableHandle(self.function_, checkpoint.step, self.settings.function)
 
+    # an adapter travels to worker processes (probekit.executors): send the spec, not the
+    # function (a function of a module loaded from a file cannot be pickled by reference)
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("function_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.function_ = load_function(self.settings.function)
+
 
 @hookimpl
 def register_adapters():

@@ -464,7 +464,7 @@ def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
 
 #: Modules that define more subcommands with :func:`command`; each is imported (cheaply: heavy
 #: imports belong inside the handlers) when the parser is built.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("probekit.index_commands",)
 
 
 def build_parser() -> argparse.ArgumentParser:

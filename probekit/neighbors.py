@@ -224,7 +224,7 @@ class NearestNeighborIndex:
         else:
             self._max_sqnorm = max_sq
         # float32 norms are within gamma_dim (relative) of the true ones: make R^2 an upper bound
-        self._max_sqnorm /= 1.0 - 2.0 * (self.dim + 2) * _U32
+        self._max_sqnorm = sqnorm_upper_bound(self._max_sqnorm, self.dim)
 
     def _chunk32(self, s: int, e: int) -> np.ndarray:
         if self._ref32 is not None:
@@ -338,8 +338,7 @@ class NearestNeighborIndex:
         1.001, which also covers the float64 evaluation of the refined distances. A torch
         matmul that may round its inputs to TF32 or bfloat16 adds ``4 u`` of that format.
         """
-        du = self.dim * _U32
-        c = 2.0 * du / (1.0 - du) + 16.0 * _U32
+        c = float32_error_unit(self.dim) / 1.001
         if self.engine == "torch":
             import torch
 
@@ -370,9 +369,12 @@ class NearestNeighborIndex:
             out_d[bad], out_i[bad] = self._search_float64(q[bad], k)
         return np.sqrt(np.maximum(out_d, 0.0)), out_i
 
-    def _sqdist64(self, q: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def exact_sqdist(self, q: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Float64 squared distances between the queries ``q`` and the rows ``idx`` (one row
         per query), as sums of squared differences of the original values."""
+        return self._sqdist64(q, idx)
+
+    def _sqdist64(self, q: np.ndarray, idx: np.ndarray) -> np.ndarray:
         diff = self._take64(idx)
         diff -= q
         return np.einsum("ij,ij->i", diff, diff)
@@ -424,6 +426,20 @@ class NearestNeighborIndex:
                 best_d, best_i = cat_d[keep], cat_i[keep]
             out_d[r], out_i[r] = best_d, best_i
         return out_d, out_i
+
+
+def float32_error_unit(dim: int) -> float:
+    """``c`` such that a float32 squared L2 distance of ``dim``-vectors, computed by any
+    summation order (expanded ``|q|^2 + |r|^2 - 2 q.r`` or direct differences) from float32
+    roundings of the true vectors, is within ``c (|q|^2 + |r|^2)`` of the true one:
+    ``2 gamma_dim + 16 u``, times 1.001 (see the module docstring)."""
+    du = dim * _U32
+    return 1.001 * (2.0 * du / (1.0 - du) + 16.0 * _U32)
+
+
+def sqnorm_upper_bound(max_sqnorm32: float, dim: int) -> float:
+    """An upper bound of a squared norm whose float32 value is ``max_sqnorm32``."""
+    return max_sqnorm32 / (1.0 - 2.0 * (dim + 2) * _U32)
 
 
 def refine_candidates(
@@ -525,7 +541,9 @@ __all__ = [
     "check_array",
     "collapse_duplicates",
     "default_device",
+    "float32_error_unit",
     "knn",
     "merge_topk",
     "refine_candidates",
+    "sqnorm_upper_bound",
 ]

@@ -12,16 +12,17 @@ from typing import Literal
 import numpy as np
 import pydantic
 
-from probekit import FeatureExtractor, MeasureSettings, Probe, Result, hookimpl
+from probekit import FeatureExtractor, Probe, Result, hookimpl
 from probekit.duplicates import ratios_near_one
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches, resolve_extractor
+from probekit.index import IndexSearchSettings, open_for_probe
 from probekit.neighbors import NearestNeighborIndex, collapse_duplicates
 from probekit.stats import bootstrap_ci
 from probekit.validation import check_array, check_same_sample_shape
 
 
-class NearestNeighborRatioSettings(MeasureSettings):
+class NearestNeighborRatioSettings(IndexSearchSettings):  # MeasureSettings + index=...
     k: float = pydantic.Field(1 / 3, gt=0, lt=1, description="memorized when d1/d2 < k")
     features: str = pydantic.Field("pixels", description="registered feature extractor")
     n_bootstrap: int = pydantic.Field(1000, ge=100, description="bootstrap resamples for the CI")
@@ -55,6 +56,12 @@ class NearestNeighborRatio(Probe):
     def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None):
         """Collapse duplicates and index the training set (done once per run)."""
         train = check_array(train, who=self.name, name="train", min_samples=2, dtype=None)
+        if self.settings.index:  # a prebuilt index (probekit index build) replaces the set
+            self.train_index_ = open_for_probe(self.settings, self.extractor, who=self.name,
+                                               n_train=len(train), sample_shape=train.shape[1:])
+            self.train_shape_, self.n_train_ = tuple(train.shape[1:]), len(train)
+            self.train_kept_ = self.train_index_.kept_
+            return self
         feats = extract_in_batches(self.extractor, train, self.settings.batch_size)
         kept = np.arange(len(train))
         if self.settings.collapse_duplicates:
@@ -64,6 +71,8 @@ class NearestNeighborRatio(Probe):
     def reference_state(self) -> dict[str, np.ndarray]:
         """Distinct training features and their original indices (cacheable)."""
         self._check_prepared("train_index_")
+        if self.settings.index:
+            return None  # the index on disk is the reference state
         return {
             "features": np.asarray(self.train_index_.reference_),
             "kept": self.train_kept_,
@@ -88,6 +97,17 @@ class NearestNeighborRatio(Probe):
         self.train_kept_ = kept
         self.train_index_ = NearestNeighborIndex(feats, chunk_size=self.settings.chunk_size)
         return self
+
+    def _index_provenance(self) -> dict:
+        """The index, its mode, measured recall and f_mem disagreement (``index`` setting)."""
+        if not self.settings.index:
+            return {}
+        index = self.train_index_
+        flips = index.decision_disagreement(
+            lambda d: np.where(d[:, 1] > 0, d[:, 0] / np.where(d[:, 1] > 0, d[:, 1], 1.0), 1.0)
+            < self.settings.k)
+        return {**index.provenance(), **({} if flips is None else {
+            "index_f_mem_disagreement": flips})}
 
     def _dtw_search(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Two nearest distinct training series under DTW (``metric="dtw"``)."""
@@ -141,7 +161,8 @@ class NearestNeighborRatio(Probe):
                 "nn_index": self.train_kept_[idx[:, 0]],
                 "memorized": memorized,
             },
-            warnings=(near_one,) if near_one else (),
+            warnings=tuple(w for w in (near_one, s.index and self.train_index_.recall_warning())
+                           if w),
             provenance=self.make_provenance(
                 feature_space=self.extractor.name,
                 feature_weights_sha256=self.extractor.weights_sha256,
@@ -152,6 +173,7 @@ class NearestNeighborRatio(Probe):
                     "n_train_given": self.n_train_,
                     "n_duplicates_collapsed": self.n_train_ - self.train_index_.n_reference,
                     "n_exact_fallbacks": self.train_index_.n_fallbacks_,
+                    **self._index_provenance(),
                 },
             ),
         )

@@ -257,9 +257,33 @@ class FeatureSpaceSettings(MeasureSettings):
         default_factory=dict, description="settings of the feature extractor (JSON on the CLI)"
     )
 
+    standardize: Literal["none", "reference"] = pydantic.Field(
+        "none", description="scale series by the reference's per-channel mean and std before "
+        "the features (ROCKET assumes values of order 1; use it for data in raw units)"
+    )
+
     _parse_feature_settings = pydantic.field_validator("feature_settings", mode="before")(
         _parse_json_object
     )
+
+
+def channel_scale(reference: np.ndarray, method: str) -> dict[str, np.ndarray]:
+    """The per-channel map of ``FeatureSpaceSettings.standardize``: ``{"shift", "scale"}``
+    fitted on the reference series (identity for ``"none"``; a constant channel is only
+    shifted)."""
+    c = reference.shape[2]
+    if method == "none":
+        return {"shift": np.zeros(c), "scale": np.ones(c)}
+    x = np.asarray(reference, dtype=np.float64)
+    std = x.std(axis=(0, 1))
+    return {"shift": x.mean(axis=(0, 1)), "scale": np.where(std > 0, std, 1.0)}
+
+
+def apply_channel_scale(x: np.ndarray, scale: dict[str, np.ndarray]) -> np.ndarray:
+    """``(x - shift) / scale`` per channel (a no-op for the identity map)."""
+    if not np.any(scale["shift"]) and np.all(scale["scale"] == 1.0):
+        return x
+    return (np.asarray(x, dtype=np.float64) - scale["shift"]) / scale["scale"]
 
 
 def make_extractor(settings: FeatureSpaceSettings, extractor: FeatureExtractor | None = None
@@ -502,7 +526,9 @@ __all__ = [
     "Normalizer",
     "RecordingSplits",
     "SeriesDatasetSettings",
+    "apply_channel_scale",
     "autocorrelation",
+    "channel_scale",
     "check_recordings",
     "check_series",
     "cut_windows",

@@ -19,7 +19,13 @@ from probekit import FeatureExtractor, Metric, Result, hookimpl
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches
 from probekit.stats import bootstrap_ci
-from probekit.timeseries import FeatureSpaceSettings, check_series, make_extractor
+from probekit.timeseries import (
+    FeatureSpaceSettings,
+    apply_channel_scale,
+    channel_scale,
+    check_series,
+    make_extractor,
+)
 
 #: Ridge penalties tried by leave-one-out cross-validation.
 ALPHAS = np.logspace(-3, 3, 7)
@@ -52,24 +58,30 @@ class DiscriminativeScore(Metric):
         self.extractor = make_extractor(self.settings, extractor)
 
     def _features(self, x: np.ndarray) -> np.ndarray:
+        x = apply_channel_scale(x, self.scale_)
         return np.asarray(extract_in_batches(self.extractor, x, self.settings.batch_size),
                           dtype=np.float64)
 
     def prepare(self, reference: np.ndarray):
         """Features of the real series (once per run)."""
         reference = check_series(reference, who=self.name, name="reference", min_samples=4)
+        self.scale_ = channel_scale(reference, self.settings.standardize)
         return self.load_reference_state({
             "features": self._features(reference),
             "series_shape": np.asarray(reference.shape[1:], dtype=np.int64),
+            "scale_shift": self.scale_["shift"], "scale_scale": self.scale_["scale"],
         })
 
     def reference_state(self) -> dict[str, np.ndarray]:
         self._check_prepared("reference_features_")
         return {"features": self.reference_features_,
-                "series_shape": np.asarray(self.series_shape_, dtype=np.int64)}
+                "series_shape": np.asarray(self.series_shape_, dtype=np.int64),
+                "scale_shift": self.scale_["shift"], "scale_scale": self.scale_["scale"]}
 
     def load_reference_state(self, state: dict[str, np.ndarray]):
         self.reference_features_ = np.asarray(state["features"], dtype=np.float64)
+        self.scale_ = {"shift": np.asarray(state["scale_shift"], dtype=np.float64),
+                       "scale": np.asarray(state["scale_scale"], dtype=np.float64)}
         self.series_shape_ = tuple(int(v) for v in state["series_shape"])
         self.reset()
         return self

@@ -16,7 +16,13 @@ from probekit import FeatureExtractor, Metric, Result, hookimpl
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches
 from probekit.stats import StreamingMoments, frechet_distance, trace_sqrt_product
-from probekit.timeseries import FeatureSpaceSettings, check_series, make_extractor
+from probekit.timeseries import (
+    FeatureSpaceSettings,
+    apply_channel_scale,
+    channel_scale,
+    check_series,
+    make_extractor,
+)
 
 
 class TimeSeriesFrechetDistance(Metric):
@@ -37,7 +43,7 @@ class TimeSeriesFrechetDistance(Metric):
         self.extractor = make_extractor(self.settings, extractor)
 
     def _features(self, x: np.ndarray, name: str) -> np.ndarray:
-        x = check_series(x, who=self.name, name=name)
+        x = apply_channel_scale(check_series(x, who=self.name, name=name), self.scale_)
         return np.asarray(extract_in_batches(self.extractor, x, self.settings.batch_size),
                           dtype=np.float64)
 
@@ -45,18 +51,23 @@ class TimeSeriesFrechetDistance(Metric):
         """Float64 moments of the reference features (once per run)."""
         reference = check_series(reference, who=self.name, name="reference", min_samples=2)
         self.series_shape_ = reference.shape[1:]
+        self.scale_ = channel_scale(reference, self.settings.standardize)
         moments = StreamingMoments().update(self._features(reference, "reference"))
         return self.load_reference_state(
-            {**moments.to_state(), "series_shape": np.asarray(self.series_shape_)}
+            {**moments.to_state(), "series_shape": np.asarray(self.series_shape_),
+             "scale_shift": self.scale_["shift"], "scale_scale": self.scale_["scale"]}
         )
 
     def reference_state(self) -> dict[str, np.ndarray]:
         self._check_prepared("reference_moments_")
         return {**self.reference_moments_.to_state(),
-                "series_shape": np.asarray(self.series_shape_, dtype=np.int64)}
+                "series_shape": np.asarray(self.series_shape_, dtype=np.int64),
+                "scale_shift": self.scale_["shift"], "scale_scale": self.scale_["scale"]}
 
     def load_reference_state(self, state: dict[str, np.ndarray]):
         self.series_shape_ = tuple(int(v) for v in state["series_shape"])
+        self.scale_ = {"shift": np.asarray(state["scale_shift"], dtype=np.float64),
+                       "scale": np.asarray(state["scale_scale"], dtype=np.float64)}
         self.reference_moments_ = StreamingMoments.from_state(state)
         self.reset()
         return self
@@ -110,7 +121,7 @@ class TimeSeriesFrechetDistance(Metric):
                 preprocessing=self.extractor.preprocessing,
                 n_reference=ref.n,
                 n_samples=gen.n,
-                extra={"n_features": d,
+                extra={"n_features": d, "series_standardized": self.settings.standardize,
                        "feature_settings": self.extractor.settings.model_dump()},
             ),
         )

@@ -69,3 +69,23 @@ def test_validation():
 def test_conformance():
     check_measure("marginal-distance")
     check_measure("marginal-distance", settings={"per_timestep": True})
+
+
+def test_skewness_and_kurtosis_differences_match_scipy():
+    """The shape columns: |skew| and |excess kurtosis| differences, as scipy computes them;
+    heavy tails of equal spread show up there."""
+    from scipy.stats import kurtosis, skew
+
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(60, 20, 2))
+    heavy = rng.standard_t(4, size=(60, 20, 2)) / np.sqrt(2.0)  # std 1, fat tails
+    result = metric().prepare(real).evaluate(heavy)
+    r, h = real.reshape(-1, 2), heavy.reshape(-1, 2)
+    np.testing.assert_allclose(
+        result.values["skewness_difference"],
+        np.mean(np.abs(skew(r, axis=0) - skew(h, axis=0))), rtol=1e-10)
+    np.testing.assert_allclose(
+        result.values["kurtosis_difference"],
+        np.mean(np.abs(kurtosis(r, axis=0) - kurtosis(h, axis=0))), rtol=1e-10)
+    same = metric().prepare(real).evaluate(rng.normal(size=(60, 20, 2)))
+    assert result.values["kurtosis_difference"] > 5 * same.values["kurtosis_difference"]

@@ -247,6 +247,48 @@ def grouped_neighbors(
     return dist, idx
 
 
+def ratio_within_conditions(
+    reference: np.ndarray, reference_conditions: Sequence[Condition], queries: np.ndarray,
+    query_conditions: Sequence[Condition], *, k: float, n_bootstrap: int = 1000,
+    confidence: float = 0.95, seed: int = 0, chunk_size: int = 16384, batch_size: int = 4096,
+) -> tuple[dict[str, float], dict[str, tuple[float, float]], dict[str, np.ndarray],
+           tuple[str, ...]]:
+    """The nearest-neighbour ratio restricted to each query's own condition (``nn-ratio`` with
+    ``scope="prompt"``): ``d1 <= d2`` are the distances to the nearest and second-nearest
+    reference rows *of the same prompt or class*; memorized when ``d1 / d2 < k``.
+
+    Queries whose condition has fewer than two reference rows have no ratio (``nan``) and are
+    left out of ``f_mem_prompt`` (counted in ``n_prompt_undefined``). Returns ``(values, ci,
+    per_sample, warnings)`` to merge into the probe's result.
+    """
+    dist, idx = grouped_neighbors(reference, reference_conditions, queries, query_conditions,
+                                  2, chunk_size=chunk_size, batch_size=batch_size)
+    d1, d2 = dist[:, 0], dist[:, 1]
+    defined = ~np.isnan(d2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(defined, np.where(d2 > 0, d1 / np.where(d2 > 0, d2, 1.0), 1.0), np.nan)
+    memorized = defined & (ratio < k)
+    values = {"n_prompt_undefined": float((~defined).sum())}
+    ci: dict[str, tuple[float, float]] = {}
+    warnings: tuple[str, ...] = ()
+    if defined.any():
+        kept = [c for c, ok in zip(query_conditions, defined, strict=True) if ok]
+        values["f_mem_prompt"] = float(memorized[defined].mean())
+        ci["f_mem_prompt"] = cluster_bootstrap_ci(kept, memorized[defined], n_bootstrap=n_bootstrap,
+                                                  confidence=confidence, seed=seed)
+    else:
+        values["f_mem_prompt"] = float("nan")
+    if not defined.all():
+        warnings = (
+            f"nn-ratio: {int((~defined).sum())} of {len(defined)} samples belong to prompts with "
+            "fewer than 2 distinct training items, so their within-prompt ratio is undefined "
+            "and left out of f_mem_prompt (unique captions: use prompt-copy).",
+        )
+    per_sample = {"d1_prompt": d1, "d2_prompt": d2, "ratio_prompt": ratio,
+                  "nn_index_prompt": idx[:, 0], "memorized_prompt": memorized}
+    return values, ci, per_sample, warnings
+
+
 # -- seeds and initial noise -------------------------------------------------------------------
 
 
@@ -653,6 +695,7 @@ __all__ = [
     "load_conditional_set",
     "load_prompts",
     "prompts_from_conditions",
+    "ratio_within_conditions",
     "sample_seed",
     "sample_seeds",
     "summarize_by_condition",

@@ -13,6 +13,7 @@ import numpy as np
 import pydantic
 
 from probekit import FeatureExtractor, Probe, Result, hookimpl
+from probekit.conditions import check_conditions, ratio_within_conditions
 from probekit.duplicates import ratios_near_one
 from probekit.errors import ValidationError
 from probekit.features import extract_in_batches, resolve_extractor
@@ -34,6 +35,10 @@ class NearestNeighborRatioSettings(IndexSearchSettings):  # MeasureSettings + in
     metric: Literal["euclidean", "dtw"] = pydantic.Field(
         "euclidean", description="distance; dtw (time series, pixels only, small sets) via tslearn"
     )
+    scope: Literal["all", "prompt"] = pydantic.Field(
+        "all", description="prompt: also d1/d2 among the training items of each sample's own "
+        "prompt or class (f_mem_prompt; needs the conditions)"
+    )
 
 
 class NearestNeighborRatio(Probe):
@@ -45,7 +50,7 @@ class NearestNeighborRatio(Probe):
     description = "fraction of samples with d1/d2 < k to the training set (Bonnaire et al. Eq. 6)"
     headline = "f_mem"
     higher_is_better = False
-    requires = ("train", "samples")
+    requires = ("train", "samples", "conditions")  # conditions: used by scope="prompt"
     Settings = NearestNeighborRatioSettings
     settings: NearestNeighborRatioSettings
 
@@ -53,9 +58,11 @@ class NearestNeighborRatio(Probe):
         super().__init__(settings, **overrides)
         self.extractor = resolve_extractor(self.settings.features, extractor)
 
-    def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None):
+    def prepare(self, train: np.ndarray, *, holdout: np.ndarray | None = None,
+                train_conditions=None):
         """Collapse duplicates and index the training set (done once per run)."""
         train = check_array(train, who=self.name, name="train", min_samples=2, dtype=None)
+        self.train_conditions_ = self._check_scope(train_conditions, len(train), "train_conditions")
         if self.settings.index:  # a prebuilt index (probekit index build) replaces the set
             self.train_index_ = open_for_probe(self.settings, self.extractor, who=self.name,
                                                n_train=len(train), sample_shape=train.shape[1:])
@@ -78,9 +85,13 @@ class NearestNeighborRatio(Probe):
             "kept": self.train_kept_,
             "train_shape": np.asarray(self.train_shape_, dtype=np.int64),
             "n_train": np.asarray(self.n_train_),
+            **({"train_conditions": np.asarray(self.train_conditions_)}
+               if getattr(self, "train_conditions_", None) is not None else {}),
         }
 
     def load_reference_state(self, state: dict[str, np.ndarray]):
+        if "train_conditions" in state:
+            self.train_conditions_ = tuple(state["train_conditions"].tolist())
         return self._index(
             state["features"], state["kept"], tuple(int(v) for v in state["train_shape"]),
             int(state["n_train"]),
@@ -122,11 +133,27 @@ class NearestNeighborRatio(Probe):
         train = np.asarray(self.train_index_.reference_).reshape(-1, *self.train_shape_)
         return dtw_knn(samples, train, 2, batch_size=self.settings.batch_size, who=self.name)
 
-    def evaluate(self, samples: np.ndarray | None = None, *, model=None) -> Result:
-        """``f_mem`` of ``samples`` with per-sample ``d1``, ``d2``, ``ratio``, ``nn_index``."""
+    def _check_scope(self, conditions, n: int, name: str):
+        """Conditions validated when ``scope="prompt"`` needs them (ignored otherwise)."""
+        if self.settings.scope == "all":
+            return None
+        if conditions is None or self.settings.index or self.settings.metric == "dtw":
+            raise ValidationError(
+                f"{self.name}: scope='prompt' needs {name} (one caption or label per item), "
+                f"exact euclidean search and no prebuilt index; got {name}="
+                f"{'None' if conditions is None else 'given'}, index={self.settings.index!r}, "
+                f"metric={self.settings.metric!r}."
+            )
+        return check_conditions(conditions, n, who=self.name, name=name)
+
+    def evaluate(self, samples: np.ndarray | None = None, *, model=None,
+                 conditions=None) -> Result:
+        """``f_mem`` of ``samples`` with per-sample ``d1``, ``d2``, ``ratio``, ``nn_index``
+        (and the ``*_prompt`` fields of ``scope="prompt"``)."""
         self._check_prepared("train_index_")
         s = self.settings
         samples = check_array(samples, who=self.name, name="samples", dtype=None)
+        conditions = self._check_scope(conditions, len(samples), "conditions")
         check_same_sample_shape(
             samples.shape[1:], self.train_shape_, who=self.name, a_name="samples", b_name="train"
         )
@@ -144,6 +171,11 @@ class NearestNeighborRatio(Probe):
         ci = bootstrap_ci(
             memorized, n_resamples=s.n_bootstrap, confidence=s.confidence, seed=s.seed
         )
+        scoped = ({}, {}, {}, ()) if conditions is None else ratio_within_conditions(
+            np.asarray(self.train_index_.reference_),
+            [self.train_conditions_[i] for i in self.train_kept_], feats, conditions, k=s.k,
+            n_bootstrap=s.n_bootstrap, confidence=s.confidence, seed=s.seed,
+            chunk_size=s.chunk_size, batch_size=s.batch_size)
         return Result(
             measure=self.name,
             headline="f_mem",
@@ -152,17 +184,19 @@ class NearestNeighborRatio(Probe):
                 "n_memorized": float(memorized.sum()),
                 "median_ratio": float(np.median(ratio)),
                 "mean_d1": float(d1.mean()),
+                **scoped[0],
             },
-            ci={"f_mem": ci},
+            ci={"f_mem": ci, **scoped[1]},
             per_sample={
                 "d1": d1,
                 "d2": d2,
                 "ratio": ratio,
                 "nn_index": self.train_kept_[idx[:, 0]],
                 "memorized": memorized,
+                **scoped[2],
             },
-            warnings=tuple(w for w in (near_one, s.index and self.train_index_.recall_warning())
-                           if w),
+            warnings=tuple(w for w in (near_one, s.index and self.train_index_.recall_warning(),
+                                       *scoped[3]) if w),
             provenance=self.make_provenance(
                 feature_space=self.extractor.name,
                 feature_weights_sha256=self.extractor.weights_sha256,

@@ -156,6 +156,11 @@ class IndexSearchSettings(MeasureSettings):
 # -- feature space -----------------------------------------------------------------------------
 
 
+#: Extractor settings that do not change the features (compared through the weights hash or
+#: not at all): where the network runs, its batch size, its float32 fusion, the weights' path.
+_RUNTIME_SETTINGS = frozenset({"device", "batch_size", "optimize", "weights"})
+
+
 @dataclass(frozen=True)
 class FeatureSpace:
     """What the stored vectors are: extractor name, weights hash, preprocessing, settings."""
@@ -181,15 +186,21 @@ class FeatureSpace:
         return cls(d["extractor"], d.get("weights_sha256"), d.get("preprocessing", "none"),
                    dict(d.get("settings") or {}))
 
+    def _feature_settings(self) -> dict[str, Any]:
+        return {k: v for k, v in self.settings.items() if k not in _RUNTIME_SETTINGS}
+
     def same_space(self, other: FeatureSpace) -> bool:
-        """Same extractor, same weights, same preprocessing (settings such as the device or
-        the batch size do not change the features)."""
-        return (self.extractor, self.weights_sha256, self.preprocessing) == (
-            other.extractor, other.weights_sha256, other.preprocessing)
+        """Same extractor, weights, preprocessing and feature-defining settings (where the
+        network runs, its batch size and the weights' path do not change the features)."""
+        return (self.extractor, self.weights_sha256, self.preprocessing,
+                self._feature_settings()) == (other.extractor, other.weights_sha256,
+                                              other.preprocessing, other._feature_settings())
 
     def describe(self) -> str:
         sha = f", weights {self.weights_sha256[:12]}" if self.weights_sha256 else ""
-        return f"{self.extractor!r} (preprocessing {self.preprocessing!r}{sha})"
+        options = ", ".join(f"{k}={v}" for k, v in sorted(self._feature_settings().items()))
+        return (f"{self.extractor!r} (preprocessing {self.preprocessing!r}{sha}"
+                + (f"; {options}" if options else "") + ")")
 
 
 # -- shard files -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from probekit.errors import InputFileError, ValidationError
+from probekit.validation import check_input_path, one_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -31,6 +33,7 @@ def load_array(path: str | Path, *, key: str | None = None) -> np.ndarray:
             f"input file {str(p)!r} does not exist. Expected a .npy, .npz, .pt, .csv file or a "
             "folder of PNG/JPEG images; check the path."
         )
+    check_input_path(p, who="input", name="file")  # a pipe or device would never end
     try:
         if p.is_dir():
             return load_image_folder(p)
@@ -45,14 +48,34 @@ def load_array(path: str | Path, *, key: str | None = None) -> np.ndarray:
             return load_csv_series(p)
     except (InputFileError, ValidationError):
         raise
-    except Exception as exc:
+    except MemoryError:
         raise InputFileError(
-            f"cannot read {str(p)!r}: {type(exc).__name__}: {exc}. Is it a valid {p.suffix} file?"
+            f"cannot read {str(p)!r}: it does not fit in memory. Use a smaller file, or a "
+            ".npy file (read in chunks where a command supports it)."
         ) from None
+    except Exception as exc:
+        raise InputFileError(f"cannot read {str(p)!r}: {_read_problem(exc, p)}") from None
     raise InputFileError(
         f"cannot read {str(p)!r}: unsupported file type {p.suffix!r}. Expected .npy, .npz, "
         ".pt/.pth, .csv or a folder of .png/.jpg images."
     )
+
+
+def _read_problem(exc: Exception, p: Path) -> str:
+    """Why numpy (or a reader) could not read ``p``, in words a user can act on (never the
+    advice to load pickled data)."""
+    text = one_line(exc, limit=10_000)
+    if "Object arrays cannot be loaded" in text:
+        return ("it holds Python objects (dtype object), not numbers; loading them could run "
+                "code, so it is refused. Save a numeric array (e.g. x.astype(np.float32)).")
+    if "pickled" in text or "allow_pickle" in text:
+        return (f"it is not a valid {p.suffix} file (no array header; it looks like pickled "
+                "Python data). Save the array with numpy (np.save / np.savez).")
+    if isinstance(exc, EOFError) or "No data left" in text or "truncated" in text.lower() \
+            or "cannot reshape" in text or "buffer is smaller" in text:
+        return f"the file is empty or truncated ({_first_sentence(text)}). Save it again."
+    return (f"{type(exc).__name__}: {_first_sentence(text) or 'unreadable'}. Is it a valid "
+            f"{p.suffix or 'input'} file?")
 
 
 def _load_npz(p: Path, key: str | None) -> np.ndarray:
@@ -70,10 +93,70 @@ def _load_npz(p: Path, key: str | None) -> np.ndarray:
         return data[names[0]]
 
 
+#: Environment variable that lets torch files given by the user run code while they load
+#: (``PROBEKIT_ALLOW_PICKLE=1``): only for files you trust; never on by default.
+ALLOW_PICKLE_ENV = "PROBEKIT_ALLOW_PICKLE"
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def pickle_allowed() -> bool:
+    """Whether ``PROBEKIT_ALLOW_PICKLE=1`` is set (torch files may then run code on load)."""
+    return os.environ.get(ALLOW_PICKLE_ENV, "").strip() == "1"
+
+
+def _first_sentence(text: str) -> str:
+    flat = one_line(text, limit=10_000)
+    head = re.split(r"(?<=[.!?])\s", flat, maxsplit=1)[0]
+    return one_line(head, limit=200).rstrip(".")
+
+
+def load_torch_file(path: str | Path, *, who: str, map_location: Any = "cpu") -> Any:
+    """``torch.load`` of a file the user gave, safely: tensors and plain containers only
+    (``weights_only=True``), and every failure one line.
+
+    A file that holds pickled Python objects — which run code while they load, and so can
+    carry a payload — is refused, naming what it references; ``PROBEKIT_ALLOW_PICKLE=1``
+    loads it anyway, for files you trust. A truncated or corrupt file is an
+    :class:`~probekit.errors.InputFileError` saying so. A named pipe or device is refused
+    before it is opened.
+    """
+    import pickle
+
+    import torch
+
+    p = check_input_path(path, who=who, name="file", kind="file")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = _REFUSED_GLOBAL.search(one_line(exc, limit=100_000))
+        if refused is None:
+            detail = one_line(str(exc).rsplit("WeightsUnpickler error:", 1)[-1], limit=10_000)
+            detail = detail.split(" Check the documentation")[0].strip() or "unreadable data"
+            raise InputFileError(
+                f"{who}: cannot read {str(p)!r}: not a valid torch file "
+                f"({one_line(detail, limit=80)}). Is it complete? Save it again, or point to "
+                "another file."
+            ) from None
+        if pickle_allowed():
+            return torch.load(p, map_location=map_location, weights_only=False)
+        raise InputFileError(
+            f"{who}: refused to load {str(p)!r}: it holds pickled Python objects "
+            f"({refused[1]}) that would run code while loading, not only tensors. Only if you "
+            f"trust this file, set {ALLOW_PICKLE_ENV}=1 to load it anyway."
+        ) from None
+    except InputFileError:
+        raise
+    except Exception as exc:  # truncated zip, wrong format, EOF, ...
+        raise InputFileError(
+            f"{who}: cannot read {str(p)!r}: {type(exc).__name__}: "
+            f"{_first_sentence(str(exc)) or 'unreadable'}. Is it a complete torch file?"
+        ) from None
+
+
 def _load_torch(p: Path, key: str | None) -> np.ndarray:
     import torch
 
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    obj = load_torch_file(p, who="input")
     if isinstance(obj, dict):
         if key is None and len(obj) == 1:
             key = next(iter(obj))

@@ -23,7 +23,7 @@ def fitted():
 
 
 def test_shape_seeding_and_global_rng_untouched(fitted):
-    train, gen = fitted
+    _, gen = fitted
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
     a, b = gen.sample(3, seed=5), gen.sample(3, seed=5)

@@ -34,9 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import inspect
-import platform
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -46,12 +44,20 @@ from typing import Any
 
 import numpy as np
 
-from probekit.base import Adapter, Measure, Metric, ModelHandle, Probe, build_settings
+from probekit.base import Adapter, Metric, ModelHandle, Probe
 from probekit.cache import ReferenceCache, array_sha256
-from probekit.errors import EvaluationInterrupted, InputFileError, ValidationError
+from probekit.errors import EvaluationInterrupted, ValidationError
 from probekit.progress import Progress, quiet_progress
-from probekit.series import Series, discover_series, read_reference_run, series_from_steps
-from probekit.settings import DEFAULT_N_SAMPLES, N_KEEP, EvaluationSettings
+from probekit.series import Series, resolve_n_samples, resolve_series, series_label
+from probekit.settings import (
+    DEFAULT_N_SAMPLES,
+    N_KEEP,
+    EvaluationSettings,
+    build_measures,
+    make_settings,
+    measure_config,
+    versions,
+)
 from probekit.store import CACHE_DIR, RunStore, load_results
 from probekit.tasks import (
     CheckpointOutcome,
@@ -62,135 +68,6 @@ from probekit.tasks import (
 )
 from probekit.types import Checkpoint, Result
 from probekit.validation import check_array, describe
-
-#: Folder (inside a reference-pipeline run) that its evaluation goes to by default.
-REFERENCE_EVAL_DIR = "eval"
-
-
-# -- settings and measures ------------------------------------------------------------------------
-
-
-def make_settings(settings: EvaluationSettings | Mapping[str, Any] | None = None,
-                  **overrides: Any) -> tuple[EvaluationSettings, list[Measure], Adapter | None]:
-    """Validate ``settings`` plus keyword overrides into :class:`EvaluationSettings`.
-
-    ``probes`` and ``metrics`` may also hold ready :class:`~probekit.Measure` instances and
-    ``adapter`` an :class:`~probekit.Adapter` instance (for measures or adapters that are not
-    registered): they are returned apart, and the settings record their names.
-    """
-    values = settings.model_dump() if isinstance(settings, EvaluationSettings) else \
-        dict(settings or {})
-    values.update(overrides)
-    instances: list[Measure] = []
-    for key, base in (("probes", Probe), ("metrics", Metric)):
-        items = values.get(key)
-        if items is None or isinstance(items, str):
-            continue
-        names = []
-        for item in items:
-            if isinstance(item, Measure):
-                if not isinstance(item, base):
-                    raise ValidationError(
-                        f"evaluator: {key} must hold {key} (probekit.{base.__name__}); got the "
-                        f"{type(item).__name__} {item.name!r}. Put it under the other argument."
-                    )
-                if item.name in values.get("measure_settings", {}):
-                    raise ValidationError(
-                        f"evaluator: settings for {item.name!r} were given both in the instance "
-                        "and in measure_settings; give them in one place."
-                    )
-                instances.append(item)
-            elif not isinstance(item, str):
-                raise ValidationError(
-                    f"evaluator: each of {key} must be a registered name or a "
-                    f"probekit.{base.__name__}; got {describe(item)}."
-                )
-            names.append(item.name if isinstance(item, Measure) else item)
-        values[key] = tuple(names)
-    adapter = values.get("adapter")
-    adapter_instance = None
-    if isinstance(adapter, Adapter):
-        if values.get("adapter_settings"):
-            raise ValidationError(
-                "evaluator: give adapter settings either in the instance or in "
-                "adapter_settings, not both."
-            )
-        adapter_instance = adapter
-        values["adapter"] = adapter.name
-    elif adapter is not None and not isinstance(adapter, str):
-        raise ValidationError(
-            f"evaluator: adapter must be a registered name or a probekit.Adapter; got "
-            f"{describe(adapter)}."
-        )
-    validated = build_settings(EvaluationSettings, "evaluator", values)
-    assert isinstance(validated, EvaluationSettings)
-    return validated, instances, adapter_instance
-
-
-def build_measures(settings: EvaluationSettings, instances: Sequence[Measure] = ()
-                   ) -> list[Measure]:
-    """The measures of ``settings`` in order: registry names instantiated with their
-    ``measure_settings``, or the ready instances of the same name."""
-    from probekit.registry import get_metric, get_probe
-
-    given = {m.name: m for m in instances}
-    options = dict(settings.measure_settings)
-    measures: list[Measure] = []
-    for names, lookup in ((settings.probes, get_probe), (settings.metrics, get_metric)):
-        for name in names:
-            if name in given:
-                measures.append(given[name])
-            else:
-                measures.append(lookup(name)(options.pop(name, None)))
-    if not measures:
-        raise ValidationError(
-            "evaluator: probes and metrics must name at least one measure; got none. "
-            "Example: --probes nn-ratio (see `probekit list probes`)."
-        )
-    names = [m.name for m in measures]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValidationError(f"evaluator: each measure may appear once; {repeated} repeat.")
-    if options:
-        raise ValidationError(
-            f"evaluator: settings were given for {sorted(options)}, which are not among the "
-            f"measures {names}. Add them to --probes/--metrics or fix the name."
-        )
-    return measures
-
-
-def measure_config(measure: Measure) -> dict[str, Any]:
-    """A measure's entry in ``config.json["measures"]``."""
-    cls = type(measure)
-    return {
-        "name": measure.name,
-        "kind": "probe" if isinstance(measure, Probe) else "metric",
-        "role": cls.role,
-        "headline": cls.headline,
-        "higher_is_better": bool(cls.higher_is_better),
-        "requires": list(cls.requires),
-        "settings": measure.settings.model_dump(mode="json"),
-        "plugin": cls.plugin,
-        "version": cls.plugin_version,
-    }
-
-
-def _versions(measures: Sequence[Measure], adapter: Adapter | None) -> dict[str, Any]:
-    from probekit import __version__
-
-    versions: dict[str, Any] = {
-        "probekit": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
-    if "torch" in sys.modules:
-        versions["torch"] = sys.modules["torch"].__version__
-    plugins = {type(m).plugin: type(m).plugin_version for m in measures}
-    if adapter is not None:
-        plugins[type(adapter).plugin] = type(adapter).plugin_version
-    versions["plugins"] = dict(sorted(plugins.items()))
-    return versions
-
 
 # -- data ---------------------------------------------------------------------------------------
 
@@ -323,7 +200,7 @@ class SeriesEvaluator:
             "holdout": array_sha256(self.holdout) if self.holdout is not None else None,
         }
         config = {
-            "probekit_version": _versions([], None)["probekit"],
+            "probekit_version": versions([], None)["probekit"],
             "series": series,
             "adapter": self.adapter.name if self.adapter is not None else "handle",
             "adapter_settings": (self.adapter.settings.model_dump(mode="json")
@@ -345,7 +222,7 @@ class SeriesEvaluator:
             "measures": [measure_config(m) for m in self.measures],
             "timescales": s.timescales.model_dump(mode="json"),
             "settings": s.model_dump(mode="json"),
-            "versions": _versions(self.measures, self.adapter),
+            "versions": versions(self.measures, self.adapter),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         clash = sorted(set(config_extra or {}) & set(config))
@@ -705,117 +582,6 @@ def _sigint_deferred() -> Iterator[None]:
 # -- evaluate_series ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _ResolvedSeries:
-    series: Series
-    adapter: str | None
-    adapter_settings: dict[str, Any]
-    dataset: str | None
-    dataset_settings: dict[str, Any] | None
-    out: Path | None
-    full: Series | None = None  # before --steps selected from it
-    n_samples: int | None = None  # default of a reference run: what its training evaluated
-
-
-def resolve_series(
-    series: str | Path | Series | Sequence[int],
-    *,
-    adapter: str | None,
-    adapter_settings: Mapping[str, Any] | None,
-    steps: Iterable[int] | str | None,
-) -> _ResolvedSeries:
-    """What to evaluate, with the defaults a reference-pipeline run directory implies."""
-    adapter_settings = dict(adapter_settings or {})
-    if isinstance(series, Series):
-        return _ResolvedSeries(series.select(steps), adapter or series.default_adapter,
-                               adapter_settings, None, None, None)
-    if not isinstance(series, str | Path):
-        if steps is not None:
-            raise ValidationError("evaluate: give the steps either as series or as steps.")
-        return _ResolvedSeries(series_from_steps(list(series), label="steps"), adapter,
-                               adapter_settings, None, None, None)
-    path = Path(series)
-    if path.exists():
-        reference = read_reference_run(path) if path.is_dir() else None
-        full = discover_series(path)
-        found = full.select(steps)
-        if reference is not None:
-            return _ResolvedSeries(
-                found, adapter or reference.get("adapter", "ddpm"), adapter_settings,
-                reference.get("dataset"), reference.get("dataset_settings") or {},
-                path / REFERENCE_EVAL_DIR, full, reference.get("n_samples"),
-            )
-        return _ResolvedSeries(found, adapter or found.default_adapter, adapter_settings,
-                               None, None, None, full)
-    spec = str(series)
-    if ":" in spec and (adapter in (None, "callable")):
-        if adapter_settings.get("function", spec) != spec:
-            raise ValidationError(
-                f"evaluate: series {spec!r} and function={adapter_settings['function']!r} "
-                "disagree; give the function once."
-            )
-        if steps is None:
-            raise ValidationError(
-                f"evaluate: series {spec!r} is a function, so --steps must list the steps to "
-                "evaluate (e.g. --steps 0,250,500,1000)."
-            )
-        return _ResolvedSeries(series_from_steps(steps, label=spec), "callable",
-                               {**adapter_settings, "function": spec}, None, None, None)
-    raise InputFileError(
-        f"series: {spec!r} does not exist. Pass a folder of checkpoints, a .toml/.json manifest, "
-        "a reference-pipeline run directory, or module:function with --adapter callable."
-    )
-
-
-def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) -> int:
-    """``n_samples`` or, when not given, every stored sample (pre-generated samples: the
-    smallest count over the whole series, whatever ``steps`` selects, so that evaluating a
-    subset first and the rest later resolves the same number) or :data:`DEFAULT_N_SAMPLES`."""
-    if n_samples is not None:
-        return n_samples
-    counts = []
-    for checkpoint in series.checkpoints:
-        handle = adapter.load(checkpoint)
-        available = getattr(handle, "n_available", None)
-        if available is None:
-            return DEFAULT_N_SAMPLES
-        counts.append(int(available))
-    return min(counts)
-
-
-def _resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) -> int:
-    """``n_samples`` or, when not given, every stored sample (pre-generated samples: the
-    smallest count over the whole series, whatever ``steps`` selects, so that evaluating a
-    subset first and the rest later resolves the same number) or :data:`DEFAULT_N_SAMPLES`.
-
-    A checkpoint that cannot be loaded here is left out of the count (the run records it as
-    failed). Asking for more samples than a checkpoint holds is refused before anything is
-    written.
-    """
-    counts: list[tuple[int, int]] = []
-    for checkpoint in series.checkpoints:
-        try:
-            handle = adapter.load(checkpoint)
-            available = getattr(handle, "n_available", None)
-        except Exception:  # recorded as a failed checkpoint when the run reaches it
-            continue
-        if available is None:
-            return DEFAULT_N_SAMPLES if n_samples is None else n_samples
-        counts.append((int(available), checkpoint.step))
-    if not counts:
-        return DEFAULT_N_SAMPLES if n_samples is None else n_samples
-    smallest, step = min(counts)
-    if n_samples is None:
-        return smallest
-    if n_samples > smallest:
-        raise ValidationError(
-            f"evaluate: n_samples must be at most the samples stored per checkpoint; got "
-            f"{n_samples}, but step {step} holds {smallest}. Pass --n-samples {smallest} or "
-            "less, or store more samples."
-        )
-    return n_samples
-
-
 @dataclass
 class PreparedSeries:
     """An evaluator opened on a series, with the checkpoints to evaluate (what
@@ -891,7 +657,7 @@ def open_series(
 
         adapter_instance = get_adapter(resolved.adapter)(resolved.adapter_settings)
     n_samples = validated.n_samples if validated.n_samples is not None else resolved.n_samples
-    changes["n_samples"] = _resolve_n_samples(n_samples, resolved.full or resolved.series,
+    changes["n_samples"] = resolve_n_samples(n_samples, resolved.full or resolved.series,
                                               adapter_instance)
     values = {**validated.model_dump(), **changes,
               "probes": [*(m for m in instances if isinstance(m, Probe)),
@@ -903,7 +669,7 @@ def open_series(
               "adapter": adapter_instance}
     values.pop("adapter_settings", None)
     evaluator = SeriesEvaluator(
-        out, values, train=train, holdout=holdout, series=_series_label(resolved.series),
+        out, values, train=train, holdout=holdout, series=series_label(resolved.series),
         overwrite=overwrite, quiet=quiet, reports=reports,
     )
     return PreparedSeries(evaluator, list(resolved.series.checkpoints), Path(out))
@@ -938,12 +704,6 @@ def evaluate_series(series: str | Path | Series | Sequence[int],
 
 evaluate_series.__signature__ = inspect.signature(open_series).replace(  # type: ignore[attr-defined]
     return_annotation="dict[str, Any]")
-
-
-def _series_label(series: Series) -> str:
-    if series.scheme == "steps":
-        return series.source
-    return str(Path(series.source).resolve())
 
 
 __all__ = [

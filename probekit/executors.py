@@ -150,6 +150,7 @@ class SerialExecutor(Executor):
     memory at a time)."""
 
     name = "serial"
+    in_flight_per_worker = 1  # nothing queued ahead: a Ctrl-C loses exactly one checkpoint
 
     def __init__(self) -> None:
         super().__init__()

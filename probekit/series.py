@@ -26,12 +26,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from probekit.errors import InputFileError, ValidationError
 from probekit.types import Checkpoint
+
+if TYPE_CHECKING:
+    from probekit.base import Adapter
 
 #: File name of a reference-pipeline run's configuration, and the ``kind`` it declares.
 REFERENCE_RUN_KIND = "probekit-reference-run"
@@ -386,6 +390,121 @@ def read_reference_run(folder: str | Path) -> dict | None:
     if isinstance(data, dict) and data.get("kind") == REFERENCE_RUN_KIND:
         return data
     return None
+
+
+# -- what a series argument means ----------------------------------------------------------------
+
+#: Folder (inside a reference-pipeline run) that its evaluation goes to by default.
+REFERENCE_EVAL_DIR = "eval"
+
+
+@dataclass(frozen=True)
+class ResolvedSeries:
+    """What a series argument means: the checkpoints to evaluate and the defaults it implies
+    (a reference-pipeline run names its adapter, dataset, output folder and sample count)."""
+
+    series: Series
+    adapter: str | None
+    adapter_settings: dict[str, Any]
+    dataset: str | None
+    dataset_settings: dict[str, Any] | None
+    out: Path | None
+    full: Series | None = None  # before --steps selected from it
+    n_samples: int | None = None  # default of a reference run: what its training evaluated
+
+
+def resolve_series(
+    series: str | Path | Series | Sequence[int],
+    *,
+    adapter: str | None,
+    adapter_settings: Mapping[str, Any] | None,
+    steps: Iterable[int] | str | None,
+) -> ResolvedSeries:
+    """What to evaluate, with the defaults a reference-pipeline run directory implies."""
+    adapter_settings = dict(adapter_settings or {})
+    if isinstance(series, Series):
+        return ResolvedSeries(series.select(steps), adapter or series.default_adapter,
+                               adapter_settings, None, None, None)
+    if not isinstance(series, str | Path):
+        if steps is not None:
+            raise ValidationError("evaluate: give the steps either as series or as steps.")
+        return ResolvedSeries(series_from_steps(list(series), label="steps"), adapter,
+                               adapter_settings, None, None, None)
+    path = Path(series)
+    if path.exists():
+        reference = read_reference_run(path) if path.is_dir() else None
+        full = discover_series(path)
+        found = full.select(steps)
+        if reference is not None:
+            return ResolvedSeries(
+                found, adapter or reference.get("adapter", "ddpm"), adapter_settings,
+                reference.get("dataset"), reference.get("dataset_settings") or {},
+                path / REFERENCE_EVAL_DIR, full, reference.get("n_samples"),
+            )
+        return ResolvedSeries(found, adapter or found.default_adapter, adapter_settings,
+                               None, None, None, full)
+    spec = str(series)
+    if ":" in spec and (adapter in (None, "callable")):
+        if adapter_settings.get("function", spec) != spec:
+            raise ValidationError(
+                f"evaluate: series {spec!r} and function={adapter_settings['function']!r} "
+                "disagree; give the function once."
+            )
+        if steps is None:
+            raise ValidationError(
+                f"evaluate: series {spec!r} is a function, so --steps must list the steps to "
+                "evaluate (e.g. --steps 0,250,500,1000)."
+            )
+        return ResolvedSeries(series_from_steps(steps, label=spec), "callable",
+                               {**adapter_settings, "function": spec}, None, None, None)
+    raise InputFileError(
+        f"series: {spec!r} does not exist. Pass a folder of checkpoints, a .toml/.json manifest, "
+        "a reference-pipeline run directory, or module:function with --adapter callable."
+    )
+
+
+def resolve_n_samples(n_samples: int | None, series: Series, adapter: Adapter) -> int:
+    """``n_samples`` or, when not given, every stored sample (pre-generated samples: the
+    smallest count over the whole series, whatever ``steps`` selects, so that evaluating a
+    subset first and the rest later resolves the same number) or :data:`DEFAULT_N_SAMPLES`.
+
+    A checkpoint that cannot be loaded here is left out of the count (the run records it as
+    failed). Asking for more samples than a checkpoint holds is refused before anything is
+    written.
+    """
+    from probekit.settings import DEFAULT_N_SAMPLES
+
+    default = DEFAULT_N_SAMPLES
+
+    counts: list[tuple[int, int]] = []
+    for checkpoint in series.checkpoints:
+        try:
+            handle = adapter.load(checkpoint)
+            available = getattr(handle, "n_available", None)
+        except Exception:  # recorded as a failed checkpoint when the run reaches it
+            continue
+        if available is None:
+            return default if n_samples is None else n_samples
+        counts.append((int(available), checkpoint.step))
+    if not counts:
+        return default if n_samples is None else n_samples
+    smallest, step = min(counts)
+    if n_samples is None:
+        return smallest
+    if n_samples > smallest:
+        raise ValidationError(
+            f"evaluate: n_samples must be at most the samples stored per checkpoint; got "
+            f"{n_samples}, but step {step} holds {smallest}. Pass --n-samples {smallest} or "
+            "less, or store more samples."
+        )
+    return n_samples
+
+
+def series_label(series: Series) -> str:
+    if series.scheme == "steps":
+        return series.source
+    return str(Path(series.source).resolve())
+
 
 
 __all__ = [

@@ -13,13 +13,19 @@ settings: they do not change the numbers.
 
 from __future__ import annotations
 
+import platform
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any, Literal
 
+import numpy as np
 import pydantic
 
-from probekit.base import Settings
+from probekit.base import Adapter, Measure, Metric, Probe, Settings, build_settings
+from probekit.errors import ValidationError
 from probekit.timescales import TimescaleSettings
+from probekit.validation import describe
 
 #: Generated samples per checkpoint when ``n_samples`` is not given (pre-generated samples:
 #: as many as every checkpoint holds).
@@ -157,9 +163,141 @@ class EvaluationSettings(Settings):
             raise ValueError("cache_dir was given with cache=False (--no-cache); choose one")
         return self
 
-    def identity(self) -> dict[str, Any]:
-        """The settings that change the numbers (compared when a run is resumed)."""
-        return {"n_samples": self.n_samples, "seed": self.seed}
 
 
-__all__ = ["DEFAULT_N_SAMPLES", "EXECUTORS", "N_KEEP", "EvaluationSettings"]
+# -- measures from settings ------------------------------------------------------------------------
+
+
+def make_settings(settings: EvaluationSettings | Mapping[str, Any] | None = None,
+                  **overrides: Any) -> tuple[EvaluationSettings, list[Measure], Adapter | None]:
+    """Validate ``settings`` plus keyword overrides into :class:`EvaluationSettings`.
+
+    ``probes`` and ``metrics`` may also hold ready :class:`~probekit.Measure` instances and
+    ``adapter`` an :class:`~probekit.Adapter` instance (for measures or adapters that are not
+    registered): they are returned apart, and the settings record their names.
+    """
+    values = settings.model_dump() if isinstance(settings, EvaluationSettings) else \
+        dict(settings or {})
+    values.update(overrides)
+    instances: list[Measure] = []
+    for key, base in (("probes", Probe), ("metrics", Metric)):
+        items = values.get(key)
+        if items is None or isinstance(items, str):
+            continue
+        names = []
+        for item in items:
+            if isinstance(item, Measure):
+                if not isinstance(item, base):
+                    raise ValidationError(
+                        f"evaluator: {key} must hold {key} (probekit.{base.__name__}); got the "
+                        f"{type(item).__name__} {item.name!r}. Put it under the other argument."
+                    )
+                if item.name in values.get("measure_settings", {}):
+                    raise ValidationError(
+                        f"evaluator: settings for {item.name!r} were given both in the instance "
+                        "and in measure_settings; give them in one place."
+                    )
+                instances.append(item)
+            elif not isinstance(item, str):
+                raise ValidationError(
+                    f"evaluator: each of {key} must be a registered name or a "
+                    f"probekit.{base.__name__}; got {describe(item)}."
+                )
+            names.append(item.name if isinstance(item, Measure) else item)
+        values[key] = tuple(names)
+    adapter = values.get("adapter")
+    adapter_instance = None
+    if isinstance(adapter, Adapter):
+        if values.get("adapter_settings"):
+            raise ValidationError(
+                "evaluator: give adapter settings either in the instance or in "
+                "adapter_settings, not both."
+            )
+        adapter_instance = adapter
+        values["adapter"] = adapter.name
+    elif adapter is not None and not isinstance(adapter, str):
+        raise ValidationError(
+            f"evaluator: adapter must be a registered name or a probekit.Adapter; got "
+            f"{describe(adapter)}."
+        )
+    validated = build_settings(EvaluationSettings, "evaluator", values)
+    assert isinstance(validated, EvaluationSettings)
+    return validated, instances, adapter_instance
+
+
+def build_measures(settings: EvaluationSettings, instances: Sequence[Measure] = ()
+                   ) -> list[Measure]:
+    """The measures of ``settings`` in order: registry names instantiated with their
+    ``measure_settings``, or the ready instances of the same name."""
+    from probekit.registry import get_metric, get_probe
+
+    given = {m.name: m for m in instances}
+    options = dict(settings.measure_settings)
+    measures: list[Measure] = []
+    for names, lookup in ((settings.probes, get_probe), (settings.metrics, get_metric)):
+        for name in names:
+            if name in given:
+                measures.append(given[name])
+            else:
+                measures.append(lookup(name)(options.pop(name, None)))
+    if not measures:
+        raise ValidationError(
+            "evaluator: probes and metrics must name at least one measure; got none. "
+            "Example: --probes nn-ratio (see `probekit list probes`)."
+        )
+    names = [m.name for m in measures]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValidationError(f"evaluator: each measure may appear once; {repeated} repeat.")
+    if options:
+        raise ValidationError(
+            f"evaluator: settings were given for {sorted(options)}, which are not among the "
+            f"measures {names}. Add them to --probes/--metrics or fix the name."
+        )
+    return measures
+
+
+def measure_config(measure: Measure) -> dict[str, Any]:
+    """A measure's entry in ``config.json["measures"]``."""
+    cls = type(measure)
+    return {
+        "name": measure.name,
+        "kind": "probe" if isinstance(measure, Probe) else "metric",
+        "role": cls.role,
+        "headline": cls.headline,
+        "higher_is_better": bool(cls.higher_is_better),
+        "requires": list(cls.requires),
+        "settings": measure.settings.model_dump(mode="json"),
+        "plugin": cls.plugin,
+        "version": cls.plugin_version,
+    }
+
+
+def versions(measures: Sequence[Measure], adapter: Adapter | None) -> dict[str, Any]:
+    from probekit import __version__
+
+    versions: dict[str, Any] = {
+        "probekit": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    if "torch" in sys.modules:
+        versions["torch"] = sys.modules["torch"].__version__
+    plugins = {type(m).plugin: type(m).plugin_version for m in measures}
+    if adapter is not None:
+        plugins[type(adapter).plugin] = type(adapter).plugin_version
+    versions["plugins"] = dict(sorted(plugins.items()))
+    return versions
+
+
+
+__all__ = [
+    "DEFAULT_N_SAMPLES",
+    "EXECUTORS",
+    "N_KEEP",
+    "EvaluationSettings",
+    "build_measures",
+    "make_settings",
+    "measure_config",
+    "versions",
+]

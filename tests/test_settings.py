@@ -19,7 +19,7 @@ from probekit.cliargs import (
     settings_from_args,
 )
 from probekit.errors import ValidationError
-from probekit.evaluator import make_settings
+from probekit.settings import make_settings
 from probekit.timescales import TimescaleSettings
 
 

@@ -298,6 +298,8 @@ def dataset_rows(plan: BenchPlan, key: str, runs_dir: Path, *, store: RowStore |
             row = Row(label, name, status=REFERENCE, kind="real", key=row_key,
                       examples=series[:3])
             _evaluate_all(row, measures, series, probes=name == REAL_ROW)
+            if name == REAL_ROW:
+                row.warnings += _leak_warnings(row, plan.probes)
         else:
             row = _generator_row(plan, label, name, given, train, n, runs_dir, measures,
                                  quiet=quiet)
@@ -308,6 +310,27 @@ def dataset_rows(plan: BenchPlan, key: str, runs_dir: Path, *, store: RowStore |
         if store is not None:
             store.save(row)
         yield row
+
+
+#: Share of the fresh held-out series a probe may flag before the row says it looks leaked.
+LEAK_LEVEL = 0.5
+
+
+def _leak_warnings(row: Row, probes: tuple[str, ...]) -> list[str]:
+    """Fresh held-out series are never memorized: a probe that flags most of them was given a
+    reference that holds held-out data (a random split of overlapping windows, or a reference
+    file covering the whole recording)."""
+    out = []
+    for name in probes:
+        result = row.results.get(name)
+        if result is not None and result.value > LEAK_LEVEL:
+            out.append(
+                f"{name}: flags {result.value:.0%} of the fresh held-out series as copied: "
+                "does its reference hold held-out data (windows split at random, or a "
+                "reference file covering the held-out period)? Split by time (the recording "
+                "dataset) and give only the training stretch."
+            )
+    return out
 
 
 def type_name(measure: str) -> str:

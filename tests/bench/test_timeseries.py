@@ -392,3 +392,65 @@ def test_unknown_generator_is_a_lookup_error():
     with pytest.raises(UnknownNameError):
         make_plan(generators="copykat")
     assert "ts-mmd" in QUALITY_METRICS
+
+
+@pytest.fixture(scope="module")
+def seasonal(tmp_path_factory):
+    """A seasonal AR recording of 1400 steps (weekly-like period 52)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(1400)
+    ar, e = np.zeros(1400), rng.normal(size=1400)
+    for i in range(2, 1400):
+        ar[i] = 0.7 * ar[i - 1] - 0.2 * ar[i - 2] + e[i]
+    folder = tmp_path_factory.mktemp("seasonal")
+    rec = 2 * np.sin(2 * np.pi * t / 52) + 0.01 * t + 0.5 * ar
+    np.save(folder / "rec.npy", rec)
+    return folder, rec
+
+
+def test_recording_dataset_gives_the_probe_its_training_stretch(seasonal, tmp_path):
+    folder, _ = seasonal
+    plan = make_plan(datasets="recording", generators="copycat,splice,var",
+                     metrics="acf-distance", probes="subsequence-match",
+                     settings={"recording": {"path": str(folder / "rec.npy"), "window": 48,
+                                             "stride": 2}})
+    assert plan.label("recording") == "rec"
+    rows, facts = run_dataset(plan, "recording", tmp_path)
+    assert "continuous training stretch of 1 recording(s), 1050 steps" in (
+        facts["probe_references"]["subsequence-match"])
+    value = {r.generator: r.results.get("subsequence-match") for r in rows}
+    assert value["copycat"].value == 1.0 and value["splice"].value >= 0.95
+    assert value[REAL_ROW].value <= 0.02 and value["var"].value <= 0.05
+    assert value[TRAIN_ROW] is None  # quality metrics only
+
+
+def test_probe_reference_from_a_file(seasonal, tmp_path):
+    """Windows prepared elsewhere (stride 1, each z-scored on its own; the holdout from a later
+    period) as series-file datasets, the raw recording as the probe's reference."""
+    _, rec = seasonal
+    windows = np.lib.stride_tricks.sliding_window_view(rec, 48)
+    windows = (windows - windows.mean(1, keepdims=True)) / windows.std(1, keepdims=True)
+    np.save(tmp_path / "train.npy", windows[:1000].astype(np.float32))
+    np.save(tmp_path / "hold.npy", windows[1100:].astype(np.float32))
+    np.save(tmp_path / "stretch.npy", rec[: 1000 + 47])  # what the training windows cover
+    np.save(tmp_path / "everything.npy", rec)
+
+    def run(reference):
+        plan = make_plan(datasets="series-file", generators="copycat,var",
+                         metrics="acf-distance", probes="subsequence-match",
+                         settings={"series-file": {"train": str(tmp_path / "train.npy"),
+                                                   "holdout": str(tmp_path / "hold.npy")},
+                                   "subsequence-match": {"train": str(reference)}})
+        assert plan.reference_files == {"subsequence-match": str(reference)}
+        rows, facts = run_dataset(plan, "series-file", tmp_path)
+        assert facts["probe_references"]["subsequence-match"].startswith("file ")
+        return {r.generator: r for r in rows}
+
+    rows = run(tmp_path / "stretch.npy")
+    value = {g: r.results.get("subsequence-match") for g, r in rows.items()}
+    assert value["copycat"].value == 1.0
+    assert value[REAL_ROW].value <= 0.02 and value["var"].value <= 0.05
+    # a reference that includes the held-out period flags the fresh series: said in the row
+    leaky = run(tmp_path / "everything.npy")[REAL_ROW]
+    assert leaky.results["subsequence-match"].value == 1.0
+    assert any("does its reference hold held-out data" in w for w in leaky.warnings)

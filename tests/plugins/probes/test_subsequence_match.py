@@ -271,3 +271,125 @@ def test_validation_errors():
 
 def test_conformance():
     check_measure("subsequence-match")
+
+
+# -- training sets of overlapping windows (TSGBench-style preprocessing) ----------------------
+
+
+@pytest.fixture(scope="module")
+def windowed(tmp_path_factory):
+    """A seasonal AR recording of 1600 steps cut into stride-1 windows of 64, each z-scored on
+    its own, split by time (the recording dataset), with planted noisy copies and splices of
+    training windows."""
+    rng = np.random.default_rng(0)
+    t = np.arange(1600)
+    ar, e = np.zeros(1600), rng.normal(size=1600)
+    for i in range(2, 1600):
+        ar[i] = 0.7 * ar[i - 1] - 0.2 * ar[i - 2] + e[i]
+    path = tmp_path_factory.mktemp("rec") / "rec.npy"
+    np.save(path, 2 * np.sin(2 * np.pi * t / 52) + 0.01 * t + 0.5 * ar)
+    splits = get_dataset("recording")(path=str(path), window=64, stride=1,
+                                      normalization="window-zscore").load()
+    train = splits.train
+    n = 60
+    copies = train[rng.choice(len(train), n, replace=False)] + 0.05 * rng.normal(
+        size=(n, 64, 1)).astype(np.float32)
+    splices = np.empty((n, 64, 1), np.float32)
+    for i in range(n):
+        for j, src in enumerate(rng.choice(len(train), 3, replace=False)):
+            a, b = (0, 21, 43, 64)[j : j + 2]
+            splices[i, a:b] = train[src, a:b]
+    return splits, copies, splices
+
+
+def test_windowed_recording_copies_and_splices_are_caught(windowed):
+    """Done-when of issue 17: >= 95% of planted noisy copies and splices, <= 2% of the
+    time-split holdout, with the windows themselves as the reference and with the raw
+    training stretch; both give the same decisions."""
+    splits, copies, splices = windowed
+    with pytest.warns(DataWarning, match="near-duplicate window"):
+        on_windows = probe(window=16, stride=2).prepare(splits.train)
+    on_stretch = probe(window=16, stride=2).prepare(list(splits.train_recordings))
+    for samples, low, high in ((copies, 0.95, 1.0), (splices, 0.95, 1.0),
+                               (splits.holdout, 0.0, 0.02)):
+        a, b = on_windows.evaluate(samples), on_stretch.evaluate(samples)
+        assert low <= a.value <= high and low <= b.value <= high
+        np.testing.assert_array_equal(a.per_sample["window_copied"],
+                                      b.per_sample["window_copied"])
+        np.testing.assert_allclose(a.per_sample["window_d2"], b.per_sample["window_d2"],
+                                   atol=1e-5)
+
+
+def test_bit_exact_collapse_alone_is_blind_and_warns(windowed):
+    """The defect: per-window scaling leaves each stretch many times in the training windows,
+    differing by float rounding; collapsing only bit-exact repeats, d2 ~ d1 and copies vanish
+    (measured 1 of 21 in the issue), and the probe says why."""
+    splits, copies, _ = windowed
+    result = probe(window=16, stride=2, duplicate_rtol=0.0).prepare(splits.train).evaluate(
+        copies[:8])
+    assert result.value <= 1 / 8
+    assert any("within 1e-06 of 1" in w for w in result.warnings)
+
+
+def brute_force_collapsed(train, samples, window, groups):
+    """d1 and d2 by the definition with collapsed duplicates: the reference is one window per
+    group; a candidate is trivial when some occurrence of it lies in the same series within
+    window // 2 of some occurrence of the d1 match."""
+    from probekit.timeseries import znormalize
+
+    def z(w):
+        return znormalize(w[None], 1e-8)[0][0].ravel()
+
+    positions = [(i, q) for i in range(len(train)) for q in range(train.shape[1] - window + 1)]
+    occurrences = {}
+    for (i, q), g in zip(positions, groups, strict=True):
+        occurrences.setdefault(g, []).append((i, q))
+    reps = sorted(occurrences)
+    vectors = {g: z(train[occurrences[g][0][0], occurrences[g][0][1]:][:window]) for g in reps}
+    d1s, d2s = [], []
+    for x in samples:
+        for p in range(x.shape[0] - window + 1):
+            v = z(x[p : p + window])
+            dist = {g: float(np.linalg.norm(v - vectors[g])) for g in reps}
+            best = min(reps, key=lambda g: (dist[g], g))
+
+            def trivial(g, best=best):
+                return any(i == j and abs(q - r) <= window // 2
+                           for i, q in occurrences[best] for j, r in occurrences[g])
+
+            d1s.append(dist[best])
+            d2s.append(min(dist[g] for g in reps if g != best and not trivial(g)))
+    return np.array(d1s), np.array(d2s)
+
+
+def test_collapsed_duplicates_agree_with_brute_force():
+    """Stride-1 windows of one smooth recording, each rescaled (so every stretch recurs in many
+    training series, equal after z-normalization), plus two independent series: d1 and d2
+    equal the definition over all occurrences of a stretch. The rule matters: with trivial
+    matches taken at the representative window only, d2 would be smaller."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from probekit.duplicates import find_duplicates
+    from probekit.timeseries import znormalize
+
+    rng = np.random.default_rng(5)
+    rec = gaussian_filter1d(rng.normal(size=60), 3)
+    windows_of_rec = [rec[s : s + 24] * rng.uniform(0.5, 2) for s in range(60 - 24 + 1)]
+    others = list(gaussian_filter1d(rng.normal(size=(2, 24)), 3, axis=1))
+    train = np.stack(windows_of_rec + others)[:, :, None]
+    samples = np.concatenate([train[[20, 30]] + 0.02 * rng.normal(size=(2, 24, 1)),
+                              gaussian_filter1d(rng.normal(size=(2, 24, 1)), 3, axis=1)])
+    window = 8
+    windows = np.lib.stride_tricks.sliding_window_view(train, window, axis=1).transpose(
+        0, 1, 3, 2).reshape(-1, window, 1)
+    groups = find_duplicates(znormalize(windows, 1e-8)[0].reshape(len(windows), -1)).group
+    with pytest.warns(DataWarning, match="near-duplicate window"):
+        p = probe(window=window).prepare(train)
+    result = p.evaluate(samples)
+    d1, d2 = brute_force_collapsed(train, samples, window, groups)
+    np.testing.assert_allclose(result.per_sample["window_d1"].ravel(), d1, atol=1e-9)
+    np.testing.assert_allclose(result.per_sample["window_d2"].ravel(), d2, atol=1e-9)
+    np.testing.assert_array_equal(result.per_sample["window_copied"].ravel(), d1 / d2 < 1 / 3)
+    p.trivial_pairs_ = np.empty(0, dtype=np.int64)  # the representative-only rule
+    naive = p.evaluate(samples).per_sample["window_d2"].ravel()
+    assert np.all(naive <= d2 + 1e-12) and np.sum(naive < d2 - 1e-6) >= 5

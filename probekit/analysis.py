@@ -234,17 +234,45 @@ def _role(info: Mapping[str, Any]) -> str:
     return str(info.get("role") or ("memorization" if info.get("kind") == "probe" else "quality"))
 
 
-def _spec_curve(curves, measures, spec: str, what: str) -> tuple[Curve | None, str | None]:
-    """The curve ``NAME`` (its headline) or ``NAME:FIELD`` names, or why there is none."""
+def check_measure_spec(spec: str, measures: Mapping[str, Mapping[str, Any]], *, what: str,
+                       fields: Sequence[str] | None = None) -> None:
+    """Refuse a ``NAME[:FIELD]`` that names no measure of the run (or, when the run's stored
+    ``fields`` of that measure are given, no field of it), listing the known ones: a measure
+    asked for by name must exist, never be quietly skipped."""
+    from probekit.validation import closest_name
+
     name, fld = split_measure_spec(spec)
+    flag = "--" + what.replace("_", "-")
     if name not in measures:
+        hint = closest_name(name, measures)
+        did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+        raise ValidationError(
+            f"timescales: {what} must name a measure of the run; got {name!r}, and the run's "
+            f"measures are {', '.join(measures) or 'none'}.{did_you_mean} Fix {flag}."
+        )
+    if fld is not None and fields and fld not in fields:
+        raise ValidationError(
+            f"timescales: {what} {spec!r} names no field of {name}; its fields are "
+            f"{', '.join(fields)}. Fix {flag} (NAME or NAME:FIELD)."
+        )
+
+
+def _spec_curve(curves, measures, spec: str, what: str, *, explicit: bool = False
+                ) -> tuple[Curve | None, str | None]:
+    """The curve ``NAME`` (its headline) or ``NAME:FIELD`` names, or why there is none
+    (``explicit``: a name the user gave, so an unknown measure or field is an error)."""
+    name, fld = split_measure_spec(spec)
+    known = sorted(f for m, f in curves if m == name)
+    if explicit:
+        check_measure_spec(spec, measures, what=what, fields=known)
+    elif name not in measures:
         return None, (f"timescales: {what} {name!r} is not a measure of this run (measures: "
                       f"{', '.join(measures) or 'none'}): the {what} is not read.")
     fld = fld or str(measures[name].get("headline") or name)
     curve = curves.get((name, fld))
     if curve is None:
-        known = sorted(f for m, f in curves if m == name)
-        return None, (f"no results for {name}:{fld} (fields of {name}: {', '.join(known)}).")
+        return None, (f"no results for {name}:{fld} (fields of {name}: "
+                      f"{', '.join(known) or 'none yet'}).")
     return curve, None
 
 
@@ -252,7 +280,7 @@ def _mem_curve(curves, measures, settings: TimescaleSettings) -> tuple[Curve | N
     """The f_mem curve for tau_mem and a sentence saying how it was chosen (or why none)."""
     spec = settings.mem_measure
     if spec is not None:
-        curve, problem = _spec_curve(curves, measures, spec, "mem_measure")
+        curve, problem = _spec_curve(curves, measures, spec, "mem_measure", explicit=True)
         return curve, problem or f"timescales.mem_measure = {spec!r} (given)"
     if "nn-ratio" in measures:
         curve, problem = _spec_curve(curves, measures, "nn-ratio", "mem_measure")
@@ -272,7 +300,7 @@ def _quality_curve(curves, measures, settings: TimescaleSettings) -> tuple[Curve
     """The quality curve for tau_gen and a sentence saying how it was chosen (or why none)."""
     spec = settings.quality_measure
     if spec is not None:
-        curve, problem = _spec_curve(curves, measures, spec, "quality_measure")
+        curve, problem = _spec_curve(curves, measures, spec, "quality_measure", explicit=True)
         if curve is None:
             return None, f"{problem} tau_gen is not estimated."
         return curve, f"timescales.quality_measure = {spec!r} (given)"
@@ -529,6 +557,7 @@ __all__ = [
     "ScalingAnalysis",
     "analyze_run",
     "analyze_scaling",
+    "check_measure_spec",
     "curves_from_rows",
     "headline_curves",
     "measure_table",

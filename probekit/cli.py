@@ -1,9 +1,21 @@
 """The ``probekit`` command line.
 
 Each subcommand is a function decorated with :func:`command`: it receives its argparse parser
-to add arguments to, and returns the handler ``(args) -> exit code``. Any
-:class:`~probekit.errors.ProbekitError` becomes one line on stderr and exit code 2, with no
-traceback and no partial output file.
+to add arguments to, and returns the handler ``(args) -> exit code``.
+
+What ends a command, and how (:func:`main`):
+
+* **bad input** — a usage error, or any :class:`~probekit.errors.ProbekitError` raised while the
+  inputs are checked — is one line on stderr (``probekit CMD: error: ...``, no ANSI escapes)
+  and exit code **2**. Every input is checked before any work starts or any file is written
+  (:mod:`probekit.validation`), so a refused command leaves the file system as it found it.
+* ``probekit evaluate`` exits **3** when it finished but some checkpoints failed (each
+  recorded with its reason; a rerun retries only those) and **130** on Ctrl-C (finished work
+  is kept; the message says how to resume).
+* **anything else** is not bad input (bad input must never get that far: the tests fail when
+  one does) but a fault of probekit, a plugin or the machine: one line naming the exception,
+  exit code **1**, and how to see the traceback (``PROBEKIT_DEBUG=1`` re-raises it). Running
+  out of memory or disk space is said in those words.
 """
 
 from __future__ import annotations
@@ -208,12 +220,27 @@ def _probe_cmd(p: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         from probekit.registry import get_probe
+        from probekit.validation import check_compatible_sets, check_output_file
 
+        if args.json_out:
+            check_output_file(args.json_out, who="probe", name="--json")
         cls = get_probe(args.name)
         probe = cls(parse_settings(args.settings))
+        from probekit.errors import ValidationError
+
+        if "model" in cls.requires:
+            raise ValidationError(
+                f"{cls.name}: needs the model itself (it predicts noise), which `probekit probe` "
+                "does not load; run it with `probekit evaluate SERIES --probes "
+                f"{cls.name}` and an adapter that loads the network (ddpm, diffusers)."
+            )
+        if "holdout" in cls.requires and not args.holdout:
+            raise ValidationError(f"{cls.name}: requires a held-out set; pass --holdout PATH.")
         train = load_input(args.train, what="train")
         samples = load_input(args.samples, what="samples")
         holdout = load_input(args.holdout, what="holdout") if args.holdout else None
+        check_compatible_sets({"train": train, "samples": samples, "holdout": holdout},
+                              who=cls.name, modality=cls.modality)
         result = probe.prepare(train, holdout=holdout).evaluate(samples)
         write_json(args.json_out, result.to_dict())
         print(_format_result(result))
@@ -267,6 +294,7 @@ def _report_cmd(p: argparse.ArgumentParser) -> Handler:
         runs = [Path(r) for r in args.runs]
         if len(runs) == 1:
             out = Path(args.out) if args.out else None
+            _check_report_inputs(runs, overrides, [out or runs[0]])
             reports.write_reports(runs[0], quiet=args.quiet, out=out, overrides=overrides)
             return 0
         configs = [load_config(r) for r in runs]
@@ -276,6 +304,7 @@ def _report_cmd(p: argparse.ArgumentParser) -> Handler:
         # the runs' own reports keep their gen_mode unless a threshold is given for all
         per_run = {**common, **(own if "gen_threshold" in own else {})}
         out = Path(args.out) if args.out else runs[0].parent / "scaling-report"
+        _check_report_inputs(runs, per_run, [*runs, out])
         for r in runs:
             reports.write_reports(r, quiet=args.quiet, overrides=per_run)
         if len(sizes - {None}) < 2:
@@ -290,6 +319,36 @@ def _report_cmd(p: argparse.ArgumentParser) -> Handler:
         return 0
 
     return run
+
+
+def _check_report_inputs(runs: Sequence[Path], overrides: dict[str, Any],
+                         outputs: Sequence[Path]) -> None:
+    """Everything ``probekit report`` can check before it writes a file: every run directory
+    and its config, results and timescale settings (with ``overrides``), measures named by
+    ``--quality-measure``/``--mem-measure``, and the output folders."""
+    from probekit.analysis import check_measure_spec, measure_table, timescale_settings
+    from probekit.store import load_config, load_rows
+    from probekit.validation import check_output_dir
+
+    seen = set()
+    for run in runs:
+        if run.resolve() in seen:
+            from probekit.errors import ValidationError
+
+            raise ValidationError(f"report: each run may be given once; {str(run)!r} repeats.")
+        seen.add(run.resolve())
+        config = load_config(run)
+        settings = timescale_settings(config, overrides)
+        measures = measure_table(config)
+        rows = load_rows(run)
+        for what in ("quality_measure", "mem_measure"):
+            spec = getattr(settings, what)
+            if spec is not None:
+                name = spec.partition(":")[0]
+                fields = sorted({str(r["field"]) for r in rows if r["measure"] == name})
+                check_measure_spec(spec, measures, what=what, fields=fields)
+    for out in outputs:
+        check_output_dir(out, who="report", name="--out")
 
 
 # -- reference -------------------------------------------------------------------------------
@@ -403,11 +462,16 @@ def _metric_cmd(p: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         from probekit.registry import get_metric
+        from probekit.validation import check_compatible_sets, check_output_file
 
+        if args.json_out:
+            check_output_file(args.json_out, who="metric", name="--json")
         cls = get_metric(args.name)
         metric = cls(parse_settings(args.settings))
         reference = load_input(args.reference, what="reference")
         samples = load_input(args.samples, what="samples")
+        check_compatible_sets({"reference": reference, "samples": samples}, who=cls.name,
+                              modality=cls.modality)
         result = metric.prepare(reference).evaluate(samples)
         write_json(args.json_out, result.to_dict())
         print(_format_result(result))
@@ -488,21 +552,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code of a fault that is not bad input (see the module notes).
+EXIT_INTERNAL_ERROR = 1
+#: Exit code of bad input (one line on stderr, nothing written).
+EXIT_BAD_INPUT = 2
+#: Set to 1 to see the traceback of an unexpected error instead of one line.
+DEBUG_ENV = "PROBEKIT_DEBUG"
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``"reference train"`` for the nested commands, else the command."""
+    parts = [args.command]
+    for attr in ("reference_command", "theory_command", "bench_command", "index_command"):
+        value = getattr(args, attr, None)
+        if value:
+            parts.append(value)
+    return " ".join(parts)
+
+
+def _unexpected(who: str, exc: BaseException) -> int:
+    """One line for an exception that is not bad input; exit code 1."""
+    from probekit.validation import one_line
+
+    what = one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if isinstance(exc, MemoryError):
+        line = (f"{who}: error: out of memory ({what}). Use smaller settings or a machine with "
+                "more memory.")
+    elif isinstance(exc, OSError) and getattr(exc, "errno", None) in (28, 122):  # ENOSPC, EDQUOT
+        line = f"{who}: error: no space left on the disk ({what}). Free some space and rerun."
+    else:
+        line = (f"{who}: internal error: {what}. This is a bug in probekit or a plugin, not in "
+                f"your input; rerun with {DEBUG_ENV}=1 to see the traceback, and report it.")
+    print(line, file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``probekit`` console script."""
+    """Entry point of the ``probekit`` console script (exit codes: see the module notes)."""
+    import os
+
+    from probekit.validation import one_line
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
+    who = f"probekit {_command_name(args)}"
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
         return args.handler(args)
     except ProbekitError as exc:
-        print(f"probekit {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        if debug:
+            raise
+        print(f"{who}: error: {one_line(exc, limit=2000)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"probekit {args.command}: interrupted.", file=sys.stderr)
+        print(f"{who}: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        return _unexpected(who, exc)
 
 
 if __name__ == "__main__":

@@ -120,14 +120,67 @@ def step_file(step: int, suffix: str) -> str:
 # -- readers (used by reports) ------------------------------------------------------------------
 
 
+_REPAIR = ("Point to another run directory, or run the evaluation again into it with "
+           "`probekit evaluate ... --out RUN --overwrite`.")
+
+
+def damaged_run_error(path: Path, problem: str) -> InputFileError:
+    """The one-line error for a damaged run-directory file: which file, what is wrong, and
+    what to do (point to another run, or evaluate again with ``--overwrite``)."""
+    from probekit.validation import one_line
+
+    return InputFileError(f"{str(path)!r} is damaged: {one_line(problem, limit=200)}. {_REPAIR}")
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """Refuse a ``run_dir`` that is not an existing folder (one line saying what it is)."""
+    p = Path(run_dir)
+    if not p.exists():
+        raise InputFileError(
+            f"run directory {str(p)!r} does not exist. Check the path (a folder written by "
+            "`probekit evaluate ... --out DIR`)."
+        )
+    if not p.is_dir():
+        raise InputFileError(
+            f"run directory {str(p)!r} must be a folder written by `probekit evaluate`; it is "
+            "a file. Point to the run directory."
+        )
+    return p
+
+
 def _connect_readonly(run_dir: Path) -> sqlite3.Connection:
+    run_dir = check_run_dir(run_dir)
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise InputFileError(
             f"run directory {str(run_dir)!r} has no {RESULTS_FILE}; it is not an evaluation run "
             "directory (make one with `probekit evaluate ... --out DIR`)."
         )
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        con.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        con.close()
+        raise damaged_run_error(path, f"{exc} (not an SQLite database)"
+                                if "not a database" not in str(exc) else str(exc)) from None
+    return _GuardedConnection(con, path)
+
+
+class _GuardedConnection:
+    """A read-only connection whose SQLite errors (a damaged file, missing tables) become one
+    line naming the file."""
+
+    def __init__(self, con: sqlite3.Connection, path: Path):
+        self._con, self._path = con, path
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        try:
+            return self._con.execute(sql, parameters)
+        except sqlite3.DatabaseError as exc:
+            raise damaged_run_error(self._path, str(exc)) from None
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def _nan(value: float | None) -> float:
@@ -156,17 +209,32 @@ def load_rows(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def load_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``config.json`` as a dictionary."""
+    """The run's ``config.json`` as a dictionary (a missing, unreadable or malformed file is
+    one line naming it and what to do)."""
+    run_dir = check_run_dir(run_dir)
     path = Path(run_dir) / CONFIG_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise InputFileError(
             f"run directory {str(run_dir)!r} has no {CONFIG_FILE}; it is not an evaluation run "
             "directory (make one with `probekit evaluate ... --out DIR`)."
-        ) from None
-    except ValueError as exc:
-        raise InputFileError(f"cannot read {str(path)!r}: {exc}.") from None
+        )
+    if not path.is_file():
+        raise damaged_run_error(path, "it is a folder, not a file")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise damaged_run_error(path, f"not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise damaged_run_error(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(config, dict):
+        raise damaged_run_error(
+            path, f"it must hold a JSON object (the run's settings); it holds a "
+                  f"{type(config).__name__}")
+    if not isinstance(config.get("measures", []), list) or not all(
+            isinstance(m, dict) and isinstance(m.get("name"), str)
+            for m in config.get("measures", [])):
+        raise damaged_run_error(path, "its 'measures' must be a list of objects with a name")
+    return config
 
 
 def load_results(run_dir: str | Path, step: int | None = None, *,
@@ -341,6 +409,56 @@ def merge_config(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+# -- one writer per run directory ------------------------------------------------------------
+
+#: File in a run directory that its writer holds an exclusive lock on (``flock``) while it is
+#: open; it names the process holding it.
+LOCK_FILE = ".probekit.lock"
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run directory: a second evaluation into the same
+    directory is refused at once (one line naming the process that holds it) instead of
+    computing the same checkpoints twice. The kernel releases it when the holder exits, even
+    on SIGKILL. Without ``fcntl`` (Windows) there is no lock."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self._file: Any = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        import os
+        import socket
+
+        f = open(self.run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = " ".join(f.read().split())[:120] or "another process"
+            f.close()
+            raise ValidationError(
+                f"out: run directory {str(self.run_dir)!r} is in use by another evaluation "
+                f"({holder}); wait for it to finish (the same command then resumes), or choose "
+                "another --out."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        self._file = f
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the flock
+            self._file = None
+
+
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -354,7 +472,18 @@ class RunStore:
     def __init__(self, run_dir: Path, config: dict[str, Any]):
         self.run_dir = Path(run_dir)
         self.config = config
-        self._con = sqlite3.connect(self.run_dir / RESULTS_FILE, isolation_level=None)
+        self._lock: RunLock | None = None
+        path = self.run_dir / RESULTS_FILE
+        if path.exists() and not path.is_file():
+            raise damaged_run_error(path, "it is a folder, not a database file")
+        self._con = sqlite3.connect(path, isolation_level=None)
+        try:
+            self._initialize()
+        except sqlite3.DatabaseError as exc:
+            self._con.close()
+            raise damaged_run_error(path, str(exc)) from None
+
+    def _initialize(self) -> None:
         # Write-ahead log, synced at checkpoints rather than at every commit: a killed process
         # (SIGKILL, Ctrl-C) never loses a committed checkpoint, and the commit costs no fsync
         # (~20 ms per checkpoint with synchronous=FULL on this machine). A power cut may lose
@@ -390,12 +519,27 @@ class RunStore:
         run_dir = Path(run_dir)
         # compare like with like: the stored config went through JSON (tuples became lists)
         new = json.loads(json.dumps(_jsonable({"kind": RUN_KIND, **config}), allow_nan=False))
+        # refuse a file, a foreign folder or a damaged run before creating anything
+        if _existing_config(run_dir) is not None and not overwrite \
+                and (run_dir / RESULTS_FILE).exists():
+            _connect_readonly(run_dir).close()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir).acquire()
+        try:
+            store = cls._open_locked(run_dir, new, overwrite)
+        except BaseException:
+            lock.release()
+            raise
+        store._lock = lock
+        return store
+
+    @classmethod
+    def _open_locked(cls, run_dir: Path, new: dict[str, Any], overwrite: bool) -> RunStore:
         stored = _existing_config(run_dir)
         if stored is not None and overwrite:
             remove_run_outputs(run_dir)
             stored = None
         if stored is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(run_dir / CONFIG_FILE, new)
             return cls(run_dir, new)
         store = cls(run_dir, stored)
@@ -417,7 +561,8 @@ class RunStore:
 
     def close(self) -> None:
         """Fold the write-ahead log into ``results.sqlite`` and close: a closed run directory
-        is one self-contained database file (readers then leave no ``-wal``/``-shm`` files)."""
+        is one self-contained database file (readers then leave no ``-wal``/``-shm`` files).
+        The run directory's lock is released."""
         try:
             if not self._con.in_transaction:
                 self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -426,6 +571,9 @@ class RunStore:
             pass
         finally:
             self._con.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -576,7 +724,7 @@ def _existing_config(run_dir: Path) -> dict[str, Any] | None:
             f"out: {str(run_dir)!r} must be a folder; it is a file. Choose another --out."
         )
     config_path = run_dir / CONFIG_FILE
-    if config_path.is_file():
+    if config_path.exists():
         config = load_config(run_dir)
         if config.get("kind") != RUN_KIND:
             raise ValidationError(
@@ -585,7 +733,7 @@ def _existing_config(run_dir: Path) -> dict[str, Any] | None:
                 "(e.g. a sub-folder of it: --out RUN/eval)."
             )
         return config
-    leftovers = sorted(p.name for p in run_dir.iterdir() if p.name != CACHE_DIR)
+    leftovers = sorted(p.name for p in run_dir.iterdir() if p.name not in (CACHE_DIR, LOCK_FILE))
     if leftovers:
         shown = ", ".join(leftovers[:4]) + (", ..." if len(leftovers) > 4 else "")
         raise ValidationError(

@@ -260,10 +260,12 @@ def _writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK)
 
 
-def _check_creatable(target: Path, *, who: str, name: str, what: str) -> None:
-    """Refuse unless everything missing on the way to ``target`` can be created: the nearest
-    existing ancestor is a folder, writable, on a writable file system."""
-    ancestor = target.parent
+def _check_creatable(target: Path, *, who: str, name: str, what: str,
+                     folder: bool = False) -> None:
+    """Refuse unless everything missing on the way to ``target`` (a file, or a ``folder``) can
+    be created: the nearest existing ancestor is a folder, writable, on a writable file
+    system."""
+    ancestor = target if folder else target.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         if ancestor.is_symlink():  # a dangling link: mkdir would fail
             break
@@ -271,12 +273,12 @@ def _check_creatable(target: Path, *, who: str, name: str, what: str) -> None:
     if ancestor.exists() and not ancestor.is_dir():
         raise ValidationError(
             f"{who}: {name} {str(target)!r} cannot be created: {str(ancestor)!r} is a file, "
-            f"not a folder. Choose {what} elsewhere."
+            f"not a folder. Choose {what}."
         )
     if not ancestor.exists():
         raise ValidationError(
             f"{who}: {name} {str(target)!r} cannot be created: {str(ancestor)!r} is a broken "
-            f"link. Choose {what} elsewhere."
+            f"link. Choose {what}."
         )
     if _read_only_fs(ancestor):
         raise ValidationError(
@@ -286,7 +288,7 @@ def _check_creatable(target: Path, *, who: str, name: str, what: str) -> None:
     if not _writable_dir(ancestor):
         raise ValidationError(
             f"{who}: {name} {str(target)!r} cannot be written: the folder {str(ancestor)!r} "
-            f"is not writable by this user. Choose {what} elsewhere, or fix its permissions."
+            f"is not writable by this user. Choose {what}, or fix its permissions."
         )
 
 
@@ -342,7 +344,7 @@ def check_output_dir(path: str | os.PathLike, *, who: str, name: str) -> Path:
                 "folder, or fix its permissions."
             )
         return p
-    _check_creatable(p / "_", who=who, name=name, what="another folder")
+    _check_creatable(p, who=who, name=name, what="another folder", folder=True)
     return p
 
 
@@ -513,3 +515,48 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
     return value
+
+
+_KIND_TEXT = {
+    "image": "images (n_samples, channels, height, width)",
+    "timeseries": "time series (n_samples, n_timesteps, n_channels)",
+    "features": "feature vectors (n_samples, n_features)",
+}
+
+
+def check_compatible_sets(sets: Mapping[str, Any], *, who: str, modality: str = "any") -> str:
+    """Refuse sets that cannot be compared; return their modality.
+
+    Every set (``{"train": x, "samples": y}``; ``None`` values are skipped) must hold the same
+    kind of data; images and feature vectors the same per-sample shape; time series the same
+    ``n_channels`` (lengths may differ: some probes search long recordings). ``modality`` is
+    what the measure works on (``"any"``: everything).
+    """
+    given = {k: v for k, v in sets.items() if v is not None}
+    kinds = {name: infer_modality(np.asarray(x) if not hasattr(x, "ndim") else x)
+             for name, x in given.items()}
+    names = list(given)
+    for name in names[1:]:
+        a, b = names[0], name
+        if kinds[a] != kinds[b]:
+            raise ValidationError(
+                f"{who}: {a} and {b} must hold the same kind of data; got "
+                f"{_KIND_TEXT[kinds[a]]} of shape {tuple(given[a].shape)} for {a} and "
+                f"{_KIND_TEXT[kinds[b]]} of shape {tuple(given[b].shape)} for {b}. Pass "
+                "matching files."
+            )
+        shape_a, shape_b = tuple(given[a].shape[1:]), tuple(given[b].shape[1:])
+        same = shape_a[-1:] == shape_b[-1:] if kinds[a] == "timeseries" else shape_a == shape_b
+        if not same:
+            what = "n_channels" if kinds[a] == "timeseries" else "per-sample shape"
+            raise ValidationError(
+                f"{who}: {a} and {b} must have the same {what}; got {shape_a} for {a} and "
+                f"{shape_b} for {b}. Generate samples at the training resolution and layout."
+            )
+    kind = kinds[names[0]] if names else "any"
+    if modality not in ("any", None) and names and kind != modality:
+        raise ValidationError(
+            f"{who}: works on {modality} data; got {_KIND_TEXT[kind]} of shape "
+            f"{tuple(given[names[0]].shape)}. Choose a measure for this data (`probekit list`)."
+        )
+    return kind

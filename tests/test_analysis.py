@@ -85,8 +85,12 @@ def test_mem_measure_names_a_custom_probe_and_field():
                            _config(measures, mem_measure="copy:max_similarity", mem_level=0.6),
                            ROWS)
     assert by_field.f_mem.field == "max_similarity" and by_field.tau_mem.estimate.index == 3
-    wrong = analyze_run(Path("run"), _config(measures, mem_measure="copy:nope"), ROWS)
-    assert wrong.tau_mem is None and any("fields of copy" in n for n in wrong.notes)
+    # a measure or field asked for by name must exist (issue 16: never a silent note)
+    with pytest.raises(ValidationError, match="names no field of copy; its fields are f_copy"):
+        analyze_run(Path("run"), _config(measures, mem_measure="copy:nope"), ROWS)
+    with pytest.raises(ValidationError, match=r"must name a measure of the run; got 'cpy'.*"
+                                              r"Did you mean 'copy'"):
+        analyze_run(Path("run"), _config(measures, mem_measure="cpy"), ROWS)
 
 
 def test_a_threshold_given_later_replaces_the_stored_mode_and_relative_drops_it():

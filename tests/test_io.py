@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from probekit.errors import InputFileError
-from probekit.io import atomic_write_json, atomic_write_text, load_array
+from probekit.io import atomic_write_json, atomic_write_text, load_array, load_torch_file
 
 
 def test_formats(tmp_path):
@@ -23,10 +25,61 @@ def test_formats(tmp_path):
     assert load_array(tmp_path / "e.csv").shape == (3, 4, 1)
 
 
-def test_torch_pickles_are_refused(tmp_path):
-    torch.save({"obj": object()}, tmp_path / "evil.pt")
-    with pytest.raises(InputFileError, match="cannot read"):
-        load_array(tmp_path / "evil.pt")
+class _Payload:
+    """Runs code when unpickled (what a hostile checkpoint does)."""
+
+    def __reduce__(self):
+        return (exec, ("import os; os.environ['PROBEKIT_TEST_PAYLOAD_RAN'] = '1'",))
+
+
+def test_torch_pickles_are_refused_in_one_line_with_the_opt_in(tmp_path, monkeypatch):
+    monkeypatch.delenv("PROBEKIT_ALLOW_PICKLE", raising=False)
+    monkeypatch.delenv("PROBEKIT_TEST_PAYLOAD_RAN", raising=False)
+    torch.save({"samples": torch.zeros(2, 3), "obj": _Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(InputFileError) as info:
+        load_array(tmp_path / "evil.pt", key="samples")
+    message = str(info.value)
+    assert "refused to load" in message and "would run code" in message
+    assert "PROBEKIT_ALLOW_PICKLE=1" in message
+    assert "\n" not in message and "\x1b" not in message  # one line, no ANSI escapes
+    assert "weights_only" not in message and "safe_globals" not in message  # not torch's advice
+    assert "PROBEKIT_TEST_PAYLOAD_RAN" not in os.environ
+    # the explicit opt-in, for files the user trusts
+    monkeypatch.setenv("PROBEKIT_ALLOW_PICKLE", "1")
+    assert load_array(tmp_path / "evil.pt", key="samples").shape == (2, 3)
+    assert os.environ.get("PROBEKIT_TEST_PAYLOAD_RAN") == "1"
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b"", "cannot read"),
+    (b"garbage" * 20, "not a valid torch file"),
+    (None, "cannot read"),  # truncated zip
+])
+def test_corrupt_torch_files_are_one_line(tmp_path, content, expected):
+    path = tmp_path / "bad.pt"
+    if content is None:
+        torch.save(torch.zeros(100), path)
+        path.write_bytes(path.read_bytes()[:60])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError, match=expected) as info:
+        load_torch_file(path, who="test")
+    assert "\n" not in str(info.value) and "weights_only" not in str(info.value)
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda p: p.write_bytes(b""), "empty or truncated"),
+    (lambda p: p.write_bytes(b"not numpy at all"), "not a valid .npy file"),
+    (lambda p: np.save(p, np.array([1, "a"], dtype=object), allow_pickle=True),
+     "Python objects"),
+    (lambda p: os.mkfifo(p), "named pipe"),
+])
+def test_bad_npy_files_are_one_line(tmp_path, make, expected):
+    path = tmp_path / "x.npy"
+    make(path)
+    with pytest.raises(InputFileError, match=expected) as info:
+        load_array(path)
+    assert "\n" not in str(info.value) and "allow_pickle" not in str(info.value)
 
 
 def test_image_folder_rgb_and_sizes(tmp_path):

@@ -126,6 +126,10 @@ class Measure(Plugin):
     #: per lag, per item of an internal test split); every other per-sample array must have
     #: ``provenance.n_samples`` entries along its first axis (checked by the conformance suite).
     non_sample_arrays: ClassVar[tuple[str, ...]] = ()
+    #: Fewest generated samples ``evaluate`` can score (e.g. 2 for a covariance). The evaluator
+    #: refuses an ``n_samples`` below it before anything is written; a measure whose minimum
+    #: depends on its settings overrides it with a property.
+    min_samples: ClassVar[int] = 1
     Settings: ClassVar[type[Settings]] = MeasureSettings
     settings: MeasureSettings
 

@@ -93,6 +93,18 @@ def write_json(path: str | None, obj: dict[str, Any]) -> None:
         atomic_write_json(path, obj)
 
 
+def _check_sample_count(measure: Any, samples: Any) -> None:
+    """Refuse fewer samples than the measure can score, before its reference is prepared."""
+    from probekit.errors import ValidationError
+
+    needed = int(getattr(measure, "min_samples", 1) or 1)
+    if len(samples) < needed:
+        raise ValidationError(
+            f"{measure.name}: samples must hold at least {needed} samples; got {len(samples)}. "
+            "Generate more samples."
+        )
+
+
 def _format_result(result) -> str:
     head = f"{result.measure}: {result.headline} = {result.value:.4g}"
     if result.headline in result.ci:
@@ -241,6 +253,7 @@ def _probe_cmd(p: argparse.ArgumentParser) -> Handler:
         holdout = load_input(args.holdout, what="holdout") if args.holdout else None
         check_compatible_sets({"train": train, "samples": samples, "holdout": holdout},
                               who=cls.name, modality=cls.modality)
+        _check_sample_count(probe, samples)
         result = probe.prepare(train, holdout=holdout).evaluate(samples)
         write_json(args.json_out, result.to_dict())
         print(_format_result(result))
@@ -472,6 +485,7 @@ def _metric_cmd(p: argparse.ArgumentParser) -> Handler:
         samples = load_input(args.samples, what="samples")
         check_compatible_sets({"reference": reference, "samples": samples}, who=cls.name,
                               modality=cls.modality)
+        _check_sample_count(metric, samples)
         result = metric.prepare(reference).evaluate(samples)
         write_json(args.json_out, result.to_dict())
         print(_format_result(result))

@@ -124,6 +124,71 @@ def _modality_of(x: np.ndarray) -> str:
     return {4: "image", 3: "timeseries", 2: "features"}[x.ndim]
 
 
+# -- checks before anything is written -----------------------------------------------------------
+
+
+def check_outputs(out: Path, settings: EvaluationSettings) -> None:
+    """The run directory and the reference cache folder can be written (checked before any
+    data is read or anything is created)."""
+    from probekit.validation import check_output_dir
+
+    check_output_dir(out, who="evaluate", name="out")
+    if settings.cache and settings.cache_dir is not None:
+        check_output_dir(settings.cache_dir, who="evaluate", name="cache_dir")
+
+
+def check_run_settings(settings: EvaluationSettings, measures: Sequence[Any], n_samples: int,
+                       out: Path) -> None:
+    """What can be refused from the settings and measures alone, before anything is written:
+    a measure that needs more generated samples than ``n_samples``; ``gen_mode='absolute'``
+    without a threshold (a single run has nothing to derive one from); a ``mem_measure`` or
+    ``quality_measure`` that names no measure of the run (this one's, or those an existing run
+    directory already holds)."""
+    from probekit.analysis import check_measure_spec
+
+    for measure in measures:
+        needed = int(getattr(measure, "min_samples", 1) or 1)
+        if "samples" in type(measure).requires and n_samples < needed:
+            raise ValidationError(
+                f"{measure.name}: needs at least {needed} generated samples per checkpoint; "
+                f"got n_samples={n_samples}. Pass --n-samples {needed} or more (n_samples=...)."
+            )
+    ts = settings.timescales
+    if ts.gen_mode == "absolute" and ts.gen_threshold is None:
+        raise ValidationError(
+            "evaluate: gen_mode='absolute' needs gen_threshold (the quality level in the "
+            "metric's units) for a single run; got none. Pass --gen-threshold VALUE (it implies "
+            "absolute mode), or drop --gen-mode."
+        )
+    known: dict[str, dict[str, Any]] = {m.name: {} for m in measures}
+    from probekit.store import CONFIG_FILE, load_config
+
+    if (out / CONFIG_FILE).is_file():
+        try:
+            stored = load_config(out)
+        except Exception:  # a damaged run directory is refused (with its repair) when opened
+            stored = {}
+        known.update({m["name"]: {} for m in stored.get("measures", [])
+                      if isinstance(m, dict) and isinstance(m.get("name"), str)})
+    for what in ("mem_measure", "quality_measure"):
+        spec = getattr(ts, what)
+        if spec is not None:
+            check_measure_spec(spec, known, what=what)
+
+
+def check_sample_memory(n_samples: int, sample_shape: Sequence[int]) -> None:
+    """Refuse an ``n_samples`` whose generated samples would not fit in memory (float64, the
+    widest a measure converts them to), before any work."""
+    from probekit.validation import check_memory
+
+    per_sample = int(np.prod(sample_shape, dtype=object)) if len(sample_shape) else 1
+    check_memory(
+        8 * n_samples * per_sample, who="evaluate",
+        what=f"n_samples={n_samples} generated samples of shape {tuple(sample_shape)} per "
+        "checkpoint", fix="Lower --n-samples.",
+    )
+
+
 # -- the evaluator ------------------------------------------------------------------------------
 
 
@@ -179,6 +244,7 @@ class SeriesEvaluator:
         self._executor_started = False
         s = self.settings
         self.out = Path(out)
+        check_outputs(self.out, s)
         self.quiet = quiet
         self.reports = reports
         self.n_samples = DEFAULT_N_SAMPLES if s.n_samples is None else s.n_samples
@@ -190,11 +256,13 @@ class SeriesEvaluator:
                 "adapter_settings": adapter.settings.model_dump(mode="json")})
         self.measures = build_measures(s, instances)
         self.measure_names = [m.name for m in self.measures]
+        check_run_settings(s, self.measures, self.n_samples, self.out)
         data = _load_data(train, holdout, s)
         self.train, self.holdout = self._check_data(data)
         self.modality = _modality_of(self.train if self.train is not None else self.holdout)
         self.sample_shape = (self.train if self.train is not None else self.holdout).shape[1:]
         self._check_requirements()
+        check_sample_memory(self.n_samples, self.sample_shape)
         self.sha256 = {
             "train": array_sha256(self.train) if self.train is not None else None,
             "holdout": array_sha256(self.holdout) if self.holdout is not None else None,
@@ -652,6 +720,7 @@ def open_series(
             "evaluate: out must be given (the run directory to write); got none. "
             "Example: --out runs/my-eval"
         )
+    check_outputs(Path(out), validated)  # before any checkpoint is opened
     if adapter_instance is None:
         from probekit.registry import get_adapter
 

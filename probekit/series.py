@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 #: File name of a reference-pipeline run's configuration, and the ``kind`` it declares.
 REFERENCE_RUN_KIND = "probekit-reference-run"
+#: Largest training step a series may hold (10^15: far beyond any training run, well inside
+#: the 64-bit integers the run store keeps steps in). A larger number in a file name or a
+#: manifest is refused in one line rather than overflowing SQLite.
+MAX_STEP = 10**15
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,26 @@ def parse_steps(text: str) -> _StepSelection:
 def _check_step(step: object, who: str) -> int:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValidationError(f"{who}: a step must be a non-negative integer; got {step!r}.")
+    if step > MAX_STEP:
+        raise ValidationError(
+            f"{who}: a step must be at most {MAX_STEP:.0e} (MAX_STEP); got {_digits(step)}."
+        )
+    return step
+
+
+def _digits(step: int) -> str:
+    text = str(step)
+    return text if len(text) <= 24 else f"{text[:10]}...({len(text)} digits)"
+
+
+def _step_of(text: str, entry: Path | str, where: str) -> int:
+    """The step spelt in an entry's name; refuses numbers beyond :data:`MAX_STEP`."""
+    step = int(text)
+    if step > MAX_STEP:
+        raise InputFileError(
+            f"series: {where}: {str(entry)!r} names step {_digits(step)}, beyond the largest "
+            f"step probekit accepts ({MAX_STEP:.0e}). Rename it with the real training step."
+        )
     return step
 
 
@@ -266,7 +290,8 @@ def _discover_folder(folder: Path) -> Series:
                 continue
             if scheme.is_file is not None and entry.is_file() != scheme.is_file:
                 continue
-            found.setdefault(scheme.label, []).append((int(match["step"]), entry))
+            step = _step_of(match["step"], entry.name, f"folder {str(folder)!r}")
+            found.setdefault(scheme.label, []).append((step, entry))
             break
     if not found:
         names = sorted(e.name for e in folder.iterdir() if not e.name.startswith("."))
@@ -325,10 +350,12 @@ def _read_manifest(path: Path) -> Series:
     for key, value in pairs:
         if isinstance(key, int) and not isinstance(key, bool):
             step = key
-        elif isinstance(key, str) and key.strip().isdigit():
-            step = int(key)
+        elif isinstance(key, str) and key.strip().isascii() and key.strip().isdigit():
+            step = int(key) if len(key.strip()) <= 30 else MAX_STEP + 1
         else:
             step = -1
+        if step > MAX_STEP:
+            step = _step_of(str(step), f"step {str(key)[:40]}", f"manifest {str(path)!r}")
         if step < 0:
             raise InputFileError(
                 f"series: manifest {str(path)!r}: every step must be a non-negative integer; "
@@ -508,6 +535,7 @@ def series_label(series: Series) -> str:
 
 
 __all__ = [
+    "MAX_STEP",
     "REFERENCE_RUN_KIND",
     "SCHEMES",
     "NamingScheme",

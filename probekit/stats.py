@@ -49,6 +49,11 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     per_row = int(np.prod(values.shape[1:], dtype=np.int64)) if values.ndim > 1 else 1
     block = max(1, max_block // max(1, n * per_row))
+    from probekit.validation import check_memory
+
+    check_memory(8 * n_resamples + 16 * min(block, n_resamples) * n * per_row,
+                 who="bootstrap", what=f"n_bootstrap={n_resamples} resamples of {n} values",
+                 fix="Lower n_bootstrap (1000 gives a 95% CI to about 1%).")
     stats = np.empty(n_resamples)
     for s in range(0, n_resamples, block):
         e = min(s + block, n_resamples)

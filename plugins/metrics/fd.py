@@ -23,6 +23,7 @@ class FrechetDistance(FeatureMetric):
     name = "fd"
     description = "Fréchet distance of feature means/covariances (any registered extractor)"
     headline = "fd"
+    min_samples = 2  # a covariance
     higher_is_better = False
     role = "quality"
     Settings = FeatureSettings

@@ -35,6 +35,7 @@ class MixtureMMD(Metric):
     modality = "any"
     description = "squared MMD of the samples to the known Gaussian mixture (exact mixture terms)"
     headline = "mmd2"
+    min_samples = 2  # unbiased MMD^2
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

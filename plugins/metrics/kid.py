@@ -47,6 +47,11 @@ def kid_subsets(
     *, real: np.ndarray, generated: np.ndarray, n_subsets: int, subset_size: int, seed: int
 ) -> np.ndarray:
     """MMD²_u of ``n_subsets`` seeded random subsets (without replacement) of each set."""
+    from probekit.validation import check_memory
+
+    check_memory(8 * n_subsets + 8 * (2 * subset_size) ** 2 * 2, who="kid",
+                 what=f"n_subsets={n_subsets} subsets of subset_size={subset_size}",
+                 fix="Lower n_subsets or subset_size.")
     rng = np.random.default_rng(seed)
     out = np.empty(n_subsets)
     for s in range(n_subsets):
@@ -57,7 +62,7 @@ def kid_subsets(
 
 
 class KernelInceptionDistanceSettings(FeatureSettings):
-    n_subsets: int = pydantic.Field(100, ge=1, description="random subsets averaged")
+    n_subsets: int = pydantic.Field(100, ge=1, le=10**5, description="random subsets averaged")
     subset_size: int | None = pydantic.Field(
         None, ge=2, description=f"samples per subset; default min({DEFAULT_SUBSET_SIZE}, n)"
     )
@@ -69,6 +74,7 @@ class KernelInceptionDistance(FeatureMetric):
     name = "kid"
     description = "kernel inception distance: unbiased MMD², cubic kernel, subset average"
     headline = "kid"
+    min_samples = 2  # subsets of at least 2
     higher_is_better = False
     role = "quality"
     Settings = KernelInceptionDistanceSettings

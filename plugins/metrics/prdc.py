@@ -107,8 +107,14 @@ class PrecisionRecallDensityCoverage(FeatureMetric):
     headline = "coverage"
     higher_is_better = True
     role = "quality"
+
     Settings = PRDCSettings
     settings: PRDCSettings
+
+    @property
+    def min_samples(self) -> int:  # type: ignore[override]
+        """k nearest neighbours among the samples need k + 1 of them."""
+        return self.settings.k + 1
 
     def prepare(self, reference: np.ndarray) -> PrecisionRecallDensityCoverage:
         """Index the real (reference) features and their k-th neighbour radii, once."""

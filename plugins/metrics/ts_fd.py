@@ -32,6 +32,7 @@ class TimeSeriesFrechetDistance(Metric):
     modality = "timeseries"
     description = "Fréchet distance on fixed random-kernel (ROCKET) features of the series"
     headline = "ts_fd"
+    min_samples = 2  # a covariance
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

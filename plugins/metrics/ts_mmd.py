@@ -47,6 +47,7 @@ class TimeSeriesMMD(Metric):
     modality = "timeseries"
     description = "unbiased MMD² (KID's cubic kernel) on standardized ROCKET features"
     headline = "mmd2"
+    min_samples = 2  # unbiased MMD^2
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

@@ -26,7 +26,8 @@ from probekit.validation import check_array, check_same_sample_shape
 class NearestNeighborRatioSettings(IndexSearchSettings):  # MeasureSettings + index=...
     k: float = pydantic.Field(1 / 3, gt=0, lt=1, description="memorized when d1/d2 < k")
     features: str = pydantic.Field("pixels", description="registered feature extractor")
-    n_bootstrap: int = pydantic.Field(1000, ge=100, description="bootstrap resamples for the CI")
+    n_bootstrap: int = pydantic.Field(1000, ge=100, le=10**7,
+                                      description="bootstrap resamples for the CI")
     confidence: float = pydantic.Field(0.95, gt=0, lt=1, description="CI level")
     chunk_size: int = pydantic.Field(16384, gt=0, description="training rows searched at once")
     collapse_duplicates: bool = pydantic.Field(

@@ -35,7 +35,8 @@ class Settings(pydantic.BaseModel):
 class MeasureSettings(Settings):
     """Settings shared by every probe and metric."""
 
-    seed: int = pydantic.Field(0, description="seed of every random choice (bootstrap, subsets)")
+    seed: int = pydantic.Field(0, ge=0, description="seed of every random choice (bootstrap, "
+                               "subsets)")
     batch_size: int = pydantic.Field(
         1024, gt=0, description="samples per batch; results must not depend on it"
     )

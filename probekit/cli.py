@@ -234,7 +234,7 @@ def _probe_cmd(p: argparse.ArgumentParser) -> Handler:
         from probekit.registry import get_probe
         from probekit.validation import check_compatible_sets, check_output_file
 
-        if args.json_out:
+        if args.json_out is not None:
             check_output_file(args.json_out, who="probe", name="--json")
         cls = get_probe(args.name)
         probe = cls(parse_settings(args.settings))
@@ -477,7 +477,7 @@ def _metric_cmd(p: argparse.ArgumentParser) -> Handler:
         from probekit.registry import get_metric
         from probekit.validation import check_compatible_sets, check_output_file
 
-        if args.json_out:
+        if args.json_out is not None:
             check_output_file(args.json_out, who="metric", name="--json")
         cls = get_metric(args.name)
         metric = cls(parse_settings(args.settings))

@@ -533,6 +533,15 @@ def check_compatible_sets(sets: Mapping[str, Any], *, who: str, modality: str = 
     what the measure works on (``"any"``: everything).
     """
     given = {k: v for k, v in sets.items() if v is not None}
+    for name, x in given.items():
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and np.dtype(dtype).kind not in "biuf":
+            raise ValidationError(
+                f"{who}: {name} must hold real numbers; got {describe(x)}. Save a numeric "
+                "array (e.g. x.astype(np.float32))."
+            )
+        if getattr(x, "ndim", 0) > 1 and 0 in tuple(x.shape[1:]):
+            raise ValidationError(f"{who}: {name} has an empty axis; got {describe(x)}.")
     kinds = {name: infer_modality(np.asarray(x) if not hasattr(x, "ndim") else x)
              for name, x in given.items()}
     names = list(given)

@@ -74,10 +74,13 @@ class CheckpointOutcome:
 def failure_reason(exc: BaseException) -> str:
     """One line for a failed checkpoint: the error's type and the first line of its message
     (probekit's own errors are one line already; torch's unpickling errors are not)."""
+    from probekit.validation import one_line
+
     text = str(exc).strip().splitlines()
-    first = text[0].strip() if text else ""
-    if len(first) > 300:
-        first = first[:297] + "..."
+    first = one_line(text[0] if text else "")
+    if "Weights only load failed" in str(exc):  # a loader outside probekit.io: never relay
+        first = ("refused to load a file that holds pickled Python objects (they would run "
+                 "code while loading); only if you trust it, set PROBEKIT_ALLOW_PICKLE=1")
     name = type(exc).__name__
     return f"{name}: {first}" if first else name
 

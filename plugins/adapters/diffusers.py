@@ -69,6 +69,38 @@ def _model_dir(checkpoint: Path, subfolder: str | None) -> Path:
     )
 
 
+def _checked_weights(model_dir: Path) -> dict[str, Any] | None:
+    """Check the weights file before diffusers reads it, so that a corrupt or unsafe file is
+    one line saying what is wrong (never diffusers' text or advice to load pickles).
+
+    Returns ``None`` (diffusers then loads the file itself, safely), or the state dict of a
+    ``.bin`` holding pickled objects when ``PROBEKIT_ALLOW_PICKLE=1`` says the user trusts it.
+    """
+    from probekit.io import load_torch_file, pickle_allowed
+    from probekit.validation import check_input_path, one_line
+
+    safetensors_file = model_dir / "diffusion_pytorch_model.safetensors"
+    bin_file = model_dir / "diffusion_pytorch_model.bin"
+    if safetensors_file.exists():
+        check_input_path(safetensors_file, who="diffusers", name="weights", kind="file")
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(safetensors_file), framework="pt") as f:
+                f.keys()
+        except Exception as exc:
+            raise InputFileError(
+                f"diffusers: cannot read {str(safetensors_file)!r}: not a valid safetensors "
+                f"file ({one_line(exc, limit=120)}). Is it complete? Save the checkpoint again."
+            ) from None
+        return None
+    if bin_file.exists():
+        if pickle_allowed():  # only then can the file need more than torch's safe loader
+            return load_torch_file(bin_file, who="diffusers")
+        load_torch_file(bin_file, who="diffusers")  # refuses pickled objects in one line
+    return None
+
+
 def _scheduler_config(checkpoint: Path, model_dir: Path, setting: str | None) -> dict[str, Any]:
     if setting:
         given = Path(setting).expanduser()
@@ -222,7 +254,25 @@ class DiffusersAdapter(Adapter):
                 f"{class_name!r} in {str(model_dir)!r}. Use the callable adapter for other models."
             )
         scheduler_config = _scheduler_config(folder, model_dir, self.settings.scheduler)
-        model = getattr(diffusers, class_name).from_pretrained(model_dir, low_cpu_mem_usage=False)
+        state = _checked_weights(model_dir)
+        model_class = getattr(diffusers, class_name)
+        verbosity = diffusers.utils.logging.get_verbosity()
+        diffusers.utils.logging.set_verbosity_error()  # no multi-line advice on stderr
+        try:
+            if state is None:
+                model = model_class.from_pretrained(model_dir, low_cpu_mem_usage=False)
+            else:  # a pickled .bin the user trusts (PROBEKIT_ALLOW_PICKLE=1)
+                model = model_class.from_config(model_class.load_config(model_dir))
+                model.load_state_dict(state)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            from probekit.validation import one_line
+
+            raise InputFileError(
+                f"diffusers: cannot load the model in {str(model_dir)!r}: "
+                f"{one_line(exc, limit=200)}"
+            ) from None
+        finally:
+            diffusers.utils.logging.set_verbosity(verbosity)
         model = model.to(self.settings.device).eval()
         return DiffusersHandle(model, scheduler_config, self.settings, checkpoint.step)
 

@@ -127,7 +127,7 @@ def _modality_of(x: np.ndarray) -> str:
 # -- checks before anything is written -----------------------------------------------------------
 
 
-def check_outputs(out: Path, settings: EvaluationSettings) -> None:
+def check_outputs(out: str | Path, settings: EvaluationSettings) -> None:
     """The run directory and the reference cache folder can be written (checked before any
     data is read or anything is created)."""
     from probekit.validation import check_output_dir
@@ -243,8 +243,8 @@ class SeriesEvaluator:
         self.executor = executor
         self._executor_started = False
         s = self.settings
+        check_outputs(out, s)
         self.out = Path(out)
-        check_outputs(self.out, s)
         self.quiet = quiet
         self.reports = reports
         self.n_samples = DEFAULT_N_SAMPLES if s.n_samples is None else s.n_samples
@@ -720,7 +720,7 @@ def open_series(
             "evaluate: out must be given (the run directory to write); got none. "
             "Example: --out runs/my-eval"
         )
-    check_outputs(Path(out), validated)  # before any checkpoint is opened
+    check_outputs(out, validated)  # before any checkpoint is opened
     if adapter_instance is None:
         from probekit.registry import get_adapter
 

@@ -151,6 +151,8 @@ def check_run_dir(run_dir: str | Path) -> Path:
 def _connect_readonly(run_dir: Path) -> sqlite3.Connection:
     run_dir = check_run_dir(run_dir)
     path = Path(run_dir) / RESULTS_FILE
+    if path.exists() and not path.is_file():
+        raise damaged_run_error(path, "it is a folder, not a database file")
     if not path.is_file():
         raise InputFileError(
             f"run directory {str(run_dir)!r} has no {RESULTS_FILE}; it is not an evaluation run "
@@ -519,10 +521,11 @@ class RunStore:
         run_dir = Path(run_dir)
         # compare like with like: the stored config went through JSON (tuples became lists)
         new = json.loads(json.dumps(_jsonable({"kind": RUN_KIND, **config}), allow_nan=False))
-        # refuse a file, a foreign folder or a damaged run before creating anything
-        if _existing_config(run_dir) is not None and not overwrite \
-                and (run_dir / RESULTS_FILE).exists():
-            _connect_readonly(run_dir).close()
+        # refuse a file, a foreign folder, a damaged run or another configuration before
+        # creating or touching anything (checked again under the lock)
+        stored = _existing_config(run_dir)
+        if stored is not None and not overwrite and (run_dir / RESULTS_FILE).exists():
+            _check_resumable(run_dir, stored, new)
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
         try:
@@ -548,10 +551,7 @@ class RunStore:
             merged = new  # nothing computed yet: the new configuration simply replaces it
         elif diffs:
             store.close()
-            raise ConfigMismatchError(
-                f"run directory {str(run_dir)!r} holds results made with another configuration: "
-                + "; ".join(diffs) + ". " + _resume_advice(stored, new, len(diffs))
-            )
+            raise _mismatch(run_dir, stored, new, diffs)
         else:
             merged = merge_config(stored, new)
         if merged != stored:
@@ -713,6 +713,29 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _mismatch(run_dir: Path, stored: Mapping[str, Any], new: Mapping[str, Any],
+              diffs: list[str]) -> ConfigMismatchError:
+    return ConfigMismatchError(
+        f"run directory {str(run_dir)!r} holds results made with another configuration: "
+        + "; ".join(diffs) + ". " + _resume_advice(stored, new, len(diffs))
+    )
+
+
+def _check_resumable(run_dir: Path, stored: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Read-only: refuse a damaged results file, or results made with another configuration,
+    without writing anything (the store's own open would fold its log and take the lock)."""
+    con = _connect_readonly(run_dir)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+        finished = int(con.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]) \
+            if "evaluations" in tables else 0
+    finally:
+        con.close()
+    diffs = config_differences(stored, new)
+    if diffs and finished:
+        raise _mismatch(run_dir, stored, new, diffs)
 
 
 def _existing_config(run_dir: Path) -> dict[str, Any] | None:

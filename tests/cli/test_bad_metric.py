@@ -94,7 +94,7 @@ def test_bad_combinations(case, argv_of, message):
 
 
 def test_a_good_metric_still_works(case):
-    root, paths = case
+    _, paths = case
     outcome = run_cli(_argv(paths))
     assert outcome.code == 0, outcome.stderr
     assert outcome.stdout.startswith("fd: fd = ")

@@ -1,18 +1,27 @@
-"""Speed of the nn-ratio computation (k = 2 exact neighbours) against three baselines, in one
-process so that the ratios compare like with like.
+"""Speed of the nn-ratio computation (k = 2 exact neighbours, build + search as a probe does it)
+against its engine and three baselines, interleaved in one process so the ratios compare like
+with like on a shared machine.
 
-    (a) the paper code's brute force: for each batch of 100 samples, the norm of the difference
-        to all training samples, then topk(2)   [torch, float32]
-    (b) scikit-learn NearestNeighbors(algorithm="brute").kneighbors(k=2)
-    (c) the float32 matrix product queries @ train.T alone (the machine's ceiling)
+    probekit   NearestNeighborIndex(train).search(queries, 2)          [exact, float64 answer]
+    faiss      bare faiss: IndexFlatL2(dim).add(train).search(q, 2)    [float32; the ceiling]
+    matmul     the float32 product queries @ train.T alone, in blocks of 4096 queries
+    sklearn    NearestNeighbors(algorithm="brute").kneighbors(k=2)     [timed on a subset]
+    paper      the paper code's brute force: for each batch of 100 samples, the norm of the
+               difference to all training samples, then topk(2)         [torch; on a subset]
 
-Slow baselines are timed on a subset of the queries and scaled linearly (their cost is linear
-in the number of queries); the subset is printed. Peak memory is the growth of the process's
-peak RSS during each method (Linux /proc, reset between methods).
+Every method runs ``--repeats`` times (round-robin, so load changes hit all methods alike); the
+minimum and the median are reported, with ratios to bare faiss. Slow baselines are timed on a
+subset of the queries and scaled linearly. Peak memory is the growth of the process's peak RSS
+during one run of each method (Linux /proc, reset between methods). The load average is
+recorded before and after. Threads: ``--threads`` (default 2) for faiss, torch and the BLAS.
+
+``--stages`` also times probekit's own steps (statistics pass / copy, float32 candidates,
+float64 refinement + certificate).
 
 Usage:
-    python benchmarks/bench_neighbors.py            # 10,000 x 50,000 x 1,024 (minutes)
-    python benchmarks/bench_neighbors.py --quick    # 2,000 x 10,000 x 256
+    python benchmarks/bench_neighbors.py                 # 10,000 x 50,000 x 1,024 (docs size)
+    python benchmarks/bench_neighbors.py --queries 5000  # the issue's 5,000 x 50,000 x 1,024
+    python benchmarks/bench_neighbors.py --quick         # 2,000 x 10,000 x 256
 """
 
 from __future__ import annotations
@@ -20,12 +29,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from probekit.neighbors import NearestNeighborIndex
 
@@ -44,6 +57,7 @@ def _rss_peak() -> int:
 
 
 def timed(fn):
+    """``(output, seconds, peak RSS growth in bytes)`` of one call."""
     base = _reset_peak()
     start = time.perf_counter()
     out = fn()
@@ -64,60 +78,135 @@ def paper_brute_force(queries: torch.Tensor, train: torch.Tensor, piece: int = 1
     return torch.cat(out)
 
 
+def bare_faiss(train: np.ndarray, queries: np.ndarray, k: int):
+    index = faiss.IndexFlatL2(train.shape[1])
+    index.add(train)
+    return index.search(queries, k)
+
+
+def blocked_matmul(train: np.ndarray, queries: np.ndarray) -> float:
+    total = 0.0
+    for s in range(0, len(queries), 4096):
+        total += float((queries[s : s + 4096] @ train.T)[0, 0])
+    return total
+
+
+def stages(train: np.ndarray, queries: np.ndarray, k: int = 2) -> dict[str, float]:
+    """Seconds of probekit's steps: build (statistics, and the shifted copy if one is made),
+    float32 candidates, then the float64 refinement with its certificate."""
+    start = time.perf_counter()
+    index = NearestNeighborIndex(train)
+    build = time.perf_counter() - start
+    start = time.perf_counter()
+    index.candidates(queries, k + index.margin)
+    candidates = time.perf_counter() - start
+    start = time.perf_counter()
+    index.search(queries, k)
+    search = time.perf_counter() - start
+    return {"build_s": build, "candidates_s": candidates,
+            "refine_and_certificate_s": max(0.0, search - candidates),
+            "copy_made": index._ref32 is not None and not np.shares_memory(index._ref32, train),
+            "n_fallbacks": index.n_fallbacks_}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small size for a quick run")
+    parser.add_argument("--quick", action="store_true", help="2,000 x 10,000 x 256")
+    parser.add_argument("--queries", type=int, help="number of queries (default 10,000)")
+    parser.add_argument("--train", type=int, help="training vectors (default 50,000)")
+    parser.add_argument("--dim", type=int, help="dimensions (default 1,024)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per method (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="threads (default 2)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="only probekit, bare faiss and the matmul")
+    parser.add_argument("--stages", action="store_true", help="time probekit's steps too")
     parser.add_argument("--json", help="write the numbers here")
     args = parser.parse_args()
     nq, nt, dim = (2_000, 10_000, 256) if args.quick else (10_000, 50_000, 1_024)
+    nq, nt, dim = args.queries or nq, args.train or nt, args.dim or dim
+    faiss.omp_set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     train = rng.standard_normal((nt, dim), dtype=np.float32)
     queries = rng.standard_normal((nq, dim), dtype=np.float32)
     queries[: nq // 10] = train[: nq // 10] + 0.01  # some near-copies
+    load_before = os.getloadavg()
     print(f"nn-ratio kNN benchmark: {nq} queries x {nt} training x {dim} dims, "
-          f"{torch.get_num_threads()} threads")
+          f"{args.threads} threads, {args.repeats} repeats; load {load_before[0]:.2f}")
 
-    (ours, seconds_ours, mem_ours) = timed(
-        lambda: NearestNeighborIndex(train).search(queries, 2)
-    )
-    _, seconds_gemm, mem_gemm = timed(lambda: queries @ train.T)
-
-    sub = min(nq, 500 if not args.quick else 400)
-    tq, tt = torch.from_numpy(queries[:sub]), torch.from_numpy(train)
-    paper_idx, seconds_paper_sub, mem_paper = timed(lambda: paper_brute_force(tq, tt))
-    seconds_paper = seconds_paper_sub * nq / sub
-
+    sub = min(nq, 400 if args.quick else 500)
     sk_sub = min(nq, 2000)
-    nn = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(train)
-    (_sk_d, sk_i), seconds_sk_sub, mem_sk = timed(lambda: nn.kneighbors(queries[:sk_sub]))
-    seconds_sk = seconds_sk_sub * nq / sk_sub
+    tq, tt = torch.from_numpy(queries[:sub]), torch.from_numpy(train)
+    methods = {
+        "probekit": lambda: NearestNeighborIndex(train).search(queries, 2),
+        "faiss": lambda: bare_faiss(train, queries, 2),
+        "matmul": lambda: blocked_matmul(train, queries),
+    }
+    scale = {"probekit": 1.0, "faiss": 1.0, "matmul": 1.0}
+    if not args.no_baselines:
+        nn = NearestNeighbors(n_neighbors=2, algorithm="brute").fit(train)
+        methods["sklearn"] = lambda: nn.kneighbors(queries[:sk_sub])
+        methods["paper"] = lambda: paper_brute_force(tq, tt)
+        scale.update(sklearn=nq / sk_sub, paper=nq / sub)
+    seconds: dict[str, list[float]] = {m: [] for m in methods}
+    peak: dict[str, float] = {}
+    outputs = {}
+    with threadpool_limits(limits=args.threads):
+        for _ in range(args.repeats):
+            for name, fn in methods.items():
+                out, sec, mem = timed(fn)
+                seconds[name].append(sec * scale[name])
+                peak[name] = max(peak.get(name, 0.0), mem / 2**20)
+                outputs[name] = out
+        stage_times = stages(train, queries) if args.stages else None
+    load_after = os.getloadavg()
 
-    agree_paper = float((paper_idx.numpy() == ours[1][:sub]).all(axis=1).mean())
-    agree_sk = float((sk_i == ours[1][:sk_sub]).all(axis=1).mean())
+    ours_i = outputs["probekit"][1]
+    agreement = {"faiss": float((outputs["faiss"][1] == ours_i).all(axis=1).mean())}
+    if "sklearn" in outputs:
+        agreement["sklearn"] = float((outputs["sklearn"][1] == ours_i[:sk_sub]).all(axis=1).mean())
+        agreement["paper"] = float((outputs["paper"].numpy() == ours_i[:sub]).all(axis=1).mean())
+    summary = {
+        name: {"min_s": min(v), "median_s": statistics.median(v), "runs_s": v,
+               "peak_extra_rss_mb": peak[name]}
+        for name, v in seconds.items()
+    }
+    base_min, base_med = summary["faiss"]["min_s"], summary["faiss"]["median_s"]
+    for row in summary.values():
+        row["ratio_to_faiss_min"] = row["min_s"] / base_min
+        row["ratio_to_faiss_median"] = row["median_s"] / base_med
     rows = {
         "size": {"queries": nq, "train": nt, "dim": dim},
-        "probekit_s": seconds_ours,
-        "paper_bruteforce_s": seconds_paper,
-        "paper_subset_queries": sub,
-        "sklearn_s": seconds_sk,
-        "sklearn_subset_queries": sk_sub,
-        "float32_matmul_s": seconds_gemm,
-        "speedup_vs_paper": seconds_paper / seconds_ours,
-        "speedup_vs_sklearn": seconds_sk / seconds_ours,
-        "ratio_to_matmul": seconds_ours / seconds_gemm,
-        "peak_extra_rss_mb": {"probekit": mem_ours / 2**20, "matmul": mem_gemm / 2**20,
-                              "paper": mem_paper / 2**20, "sklearn": mem_sk / 2**20},
-        "index_agreement": {"paper": agree_paper, "sklearn": agree_sk},
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "load_before": load_before,
+        "load_after": load_after,
+        "subset_queries": {"paper": sub, "sklearn": sk_sub},
+        "methods": summary,
+        "index_agreement_with_probekit": agreement,
+        "stages": stage_times,
     }
-    print(f"  probekit (exact, float64-refined)  {seconds_ours:8.2f} s   "
-          f"peak +{mem_ours / 2**20:7.0f} MB")
-    print(f"  (a) paper brute force              {seconds_paper:8.2f} s   "
-          f"(x{rows['speedup_vs_paper']:.1f}; timed on {sub} queries)")
-    print(f"  (b) sklearn NearestNeighbors       {seconds_sk:8.2f} s   "
-          f"(x{rows['speedup_vs_sklearn']:.1f}; timed on {sk_sub} queries)")
-    print(f"  (c) float32 matmul alone           {seconds_gemm:8.2f} s   "
-          f"(probekit takes {rows['ratio_to_matmul']:.2f}x of it)")
-    print(f"  neighbour agreement: paper {agree_paper:.4f}, sklearn {agree_sk:.4f}")
+    labels = {
+        "probekit": "probekit (exact, float64 answer)",
+        "faiss": "bare faiss IndexFlatL2",
+        "matmul": "float32 matmul alone",
+        "sklearn": f"sklearn brute ({sk_sub} queries)",
+        "paper": f"paper brute force ({sub} queries)",
+    }
+    print(f"  {'method':36s} {'min s':>8s} {'median s':>9s} {'/faiss':>7s} {'peak MB':>8s}")
+    for name, row in summary.items():
+        print(f"  {labels[name]:36s} {row['min_s']:8.2f} {row['median_s']:9.2f} "
+              f"{row['ratio_to_faiss_median']:7.2f} {row['peak_extra_rss_mb']:8.0f}")
+    ratio = summary["probekit"]
+    print(f"  probekit / bare faiss: {ratio['ratio_to_faiss_min']:.3f} (min), "
+          f"{ratio['ratio_to_faiss_median']:.3f} (median)")
+    print("  neighbour agreement with probekit: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in agreement.items()))
+    if stage_times:
+        print("  probekit stages: " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in stage_times.items()))
+    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

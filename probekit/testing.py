@@ -64,6 +64,8 @@ reported as skipped with the reason.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -77,6 +79,7 @@ from typing import Any
 import numpy as np
 
 from probekit.base import FeatureExtractor, Measure, Metric, ModelHandle, Probe
+from probekit.conditions import ConditionalModelHandle
 from probekit.errors import (
     MissingResourceError,
     NotPreparedError,
@@ -94,41 +97,67 @@ class ConformanceSkipped(unittest.SkipTest):
 
 @dataclass(frozen=True)
 class ConformanceData:
-    """Small, seeded inputs for the checks: train/holdout/samples of one modality."""
+    """Small, seeded inputs for the checks: train/holdout/samples of one modality, and for
+    conditional measures (``"conditions"`` in ``requires``) one caption per item."""
 
     train: np.ndarray
     holdout: np.ndarray
     samples: np.ndarray
+    train_conditions: tuple[str, ...] | None = None
+    holdout_conditions: tuple[str, ...] | None = None
+    sample_conditions: tuple[str, ...] | None = None
+
+    def conditions(self, which: str) -> tuple[str, ...] | None:
+        """The conditions of ``"train"``, ``"holdout"`` or ``"samples"``."""
+        return {"train": self.train_conditions, "holdout": self.holdout_conditions,
+                "samples": self.sample_conditions}[which]
 
 
 def conformance_data(
-    modality: str, seed: int = 0, n: int = 96, image_size: int = 8
+    modality: str, seed: int = 0, n: int = 96, image_size: int = 8, conditional: bool = False
 ) -> ConformanceData:
     """Seeded data: images ``(n, 1, image_size, image_size)`` or series ``(n, 48, 2)``;
     samples mix near-copies of training samples with fresh draws so that probes see both
-    cases."""
+    cases.
+
+    With ``conditional``, every item has a caption: ``"prompt k"`` (k in 0..3, the image's
+    class) for training items and their copies, ``"unseen prompt k"`` for fresh samples, and
+    half of each for the held-out items.
+    """
     rng = np.random.default_rng(seed)
     if modality == "timeseries":
         t = np.linspace(0, 1, 48)
 
-        def draw(m: int) -> np.ndarray:
+        def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
             freq = rng.uniform(1, 4, (m, 1, 2))
             phase = rng.uniform(0, 2 * np.pi, (m, 1, 2))
-            return np.sin(2 * np.pi * freq * t[None, :, None] + phase) + 0.1 * rng.normal(
+            x = np.sin(2 * np.pi * freq * t[None, :, None] + phase) + 0.1 * rng.normal(
                 size=(m, 48, 2)
             )
+            return x, np.minimum((freq[:, 0, 0] - 1).astype(int), 3)
     else:
 
-        def draw(m: int) -> np.ndarray:
+        def draw(m: int) -> tuple[np.ndarray, np.ndarray]:
             centers = rng.choice(4, m)
             base = np.stack([np.eye(image_size)[None] * (c + 1) / 4 for c in centers])
-            return base + 0.3 * rng.normal(size=(m, 1, image_size, image_size))
+            return base + 0.3 * rng.normal(size=(m, 1, image_size, image_size)), centers
 
-    train, holdout = draw(n), draw(n)
+    (train, train_k), (holdout, holdout_k) = draw(n), draw(n)
     copies = train[: n // 4] + 0.01 * rng.normal(size=train[: n // 4].shape)
-    samples = np.concatenate([copies, draw(n - n // 4)])
-    return ConformanceData(train.astype(np.float32), holdout.astype(np.float32),
+    fresh, fresh_k = draw(n - n // 4)
+    samples = np.concatenate([copies, fresh])
+    data = ConformanceData(train.astype(np.float32), holdout.astype(np.float32),
                            samples.astype(np.float32))
+    if not conditional:
+        return data
+    seen = tuple(f"prompt {k}" for k in train_k)
+    return dataclasses.replace(
+        data,
+        train_conditions=seen,
+        holdout_conditions=tuple(("prompt " if i < n // 2 else "unseen prompt ") + str(k)
+                                 for i, k in enumerate(holdout_k)),
+        sample_conditions=seen[: n // 4] + tuple(f"unseen prompt {k}" for k in fresh_k),
+    )
 
 
 class ToyModelHandle(ModelHandle):
@@ -147,6 +176,30 @@ class ToyModelHandle(ModelHandle):
     def predict_noise(self, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:
         abar = self.alphas_cumprod[np.asarray(t)].reshape(-1, *([1] * (x_t.ndim - 1)))
         return np.asarray(x_t) * np.sqrt(1.0 - abar)
+
+
+class ToyConditionalModelHandle(ConditionalModelHandle):
+    """A white-box conditional handle for conditional model-based probes: generates the given
+    samples, predicts noise with a fixed linear map, and traces a guidance magnitude that
+    depends only on each caption and the step (deterministic, cheap)."""
+
+    def __init__(self, samples: np.ndarray, step: int = 0, n_steps: int = 1000):
+        self._samples = samples
+        self.step = step
+        self.alphas_cumprod = np.cumprod(1.0 - np.linspace(1e-4, 0.02, n_steps))
+
+    def generate(self, n: int, seed: int, *, conditions: Any = None) -> np.ndarray:
+        return self._samples[:n]
+
+    def predict_noise(self, x_t: np.ndarray, t: np.ndarray, *,
+                      conditions: Any = None) -> np.ndarray:
+        abar = self.alphas_cumprod[np.asarray(t)].reshape(-1, *([1] * (x_t.ndim - 1)))
+        return np.asarray(x_t) * np.sqrt(1.0 - abar)
+
+    def guidance_trace(self, seed: int, conditions: Any, n_steps: int) -> np.ndarray:
+        level = np.array([int(hashlib.sha256(str(c).encode()).hexdigest()[:8], 16) / 2**32
+                          for c in conditions])
+        return 1.0 + level[:, None] + 0.01 * np.arange(n_steps)[None, :]
 
 
 class MemorizingModelHandle(ModelHandle):
@@ -191,17 +244,38 @@ def _reference(measure: Measure | type[Measure], data: ConformanceData) -> np.nd
     return data.train if is_probe else data.holdout
 
 
+def _conditional(measure: Measure | type[Measure]) -> bool:
+    return "conditions" in measure.requires
+
+
 def _prepare(measure: Measure, reference: np.ndarray, data: ConformanceData) -> Measure:
     if isinstance(measure, Probe):
+        if _conditional(measure) and data.train_conditions is not None:
+            return measure.prepare(  # type: ignore[call-arg]
+                reference, holdout=data.holdout, train_conditions=data.train_conditions)
         return measure.prepare(reference, holdout=data.holdout)
     assert isinstance(measure, Metric)
     return measure.prepare(reference)
 
 
-def _evaluate(measure: Measure, samples: np.ndarray, data: ConformanceData) -> Result:
+def _model(measure: Measure, data: ConformanceData) -> ModelHandle | None:
+    if "model" not in measure.requires:
+        return None
+    if _conditional(measure):
+        return ToyConditionalModelHandle(data.samples)
+    return ToyModelHandle(data.samples)
+
+
+def _evaluate(measure: Measure, samples: np.ndarray, data: ConformanceData,
+              which: str = "samples") -> Result:
+    """``evaluate`` ``samples`` (the conditions of ``which`` set go with them)."""
     if isinstance(measure, Probe):
-        model = ToyModelHandle(data.samples) if "model" in measure.requires else None
-        return measure.evaluate(samples if "samples" in measure.requires else None, model=model)
+        given = samples if "samples" in measure.requires else None
+        conditions = data.conditions(which)
+        if _conditional(measure) and conditions is not None:
+            return measure.evaluate(given, model=_model(measure, data),  # type: ignore[call-arg]
+                                    conditions=conditions)
+        return measure.evaluate(given, model=_model(measure, data))
     return measure.evaluate(samples)
 
 
@@ -213,8 +287,8 @@ def _run(measure: Measure, data: ConformanceData) -> Result:
 
 def _as_dtype(data: ConformanceData, dtype: type) -> ConformanceData:
     """A copy of ``data`` in ``dtype``."""
-    return ConformanceData(*(np.array(a, dtype=dtype) for a in
-                             (data.train, data.holdout, data.samples)))
+    return dataclasses.replace(data, **{name: np.array(getattr(data, name), dtype=dtype)
+                                        for name in ("train", "holdout", "samples")})
 
 
 # -- comparing results ------------------------------------------------------------------------
@@ -551,21 +625,22 @@ def _check_no_mutation(ctx: _Context) -> None:
                 "already matches)")
 
 
-def _other_samples(ctx: _Context) -> np.ndarray:
-    """A second set of samples that is not the reference (the training set for metrics, the
-    held-out set for probes)."""
-    return ctx.data.holdout if ctx.kind == "probe" else ctx.data.train
+def _other(ctx: _Context) -> str:
+    """A second set to evaluate that is not the reference: the training set for metrics, the
+    held-out set for probes."""
+    return "holdout" if ctx.kind == "probe" else "train"
 
 
 def _check_hidden_state(ctx: _Context) -> None:
-    data, other = ctx.data, _other_samples(ctx)
+    data, which = ctx.data, _other(ctx)
+    other = getattr(data, which)
     measure = _prepare(ctx.make(), ctx.reference, data)
     first = _evaluate(measure, data.samples, data)
-    second = _evaluate(measure, other, data)
+    second = _evaluate(measure, other, data, which)
     third = _evaluate(measure, data.samples, data)
     _assert_same(first, third, "hidden-state: evaluate(a) after evaluate(b) changed",
                  rtol=ctx.rtol)
-    fresh = _evaluate(_prepare(ctx.make(), ctx.reference, data), other, data)
+    fresh = _evaluate(_prepare(ctx.make(), ctx.reference, data), other, data, which)
     _assert_same(second, fresh, "hidden-state: evaluate(b) after evaluate(a) differs from "
                  "evaluate(b) on a freshly prepared instance", rtol=ctx.rtol)
 
@@ -573,7 +648,8 @@ def _check_hidden_state(ctx: _Context) -> None:
 def _check_reset(ctx: _Context) -> None:
     if ctx.kind != "metric":
         return
-    data, other = ctx.data, _other_samples(ctx)
+    data = ctx.data
+    other = getattr(data, _other(ctx))
     metric = _prepare(ctx.make(), ctx.reference, data)
     assert isinstance(metric, Metric)
     metric.reset()
@@ -629,7 +705,7 @@ def _check_reference_state(ctx: _Context) -> None:
 def _check_timeseries(ctx: _Context) -> None:
     if ctx.cls.modality != "any":
         return
-    series = conformance_data("timeseries")
+    series = conformance_data("timeseries", conditional=_conditional(ctx.cls))
     try:
         result = _run(ctx.make(), series)
     except MissingResourceError:
@@ -732,7 +808,8 @@ def check_measure(
             f"got {sorted(unknown)}.")
     name = getattr(cls, "name", repr(cls))
     modality = "timeseries" if getattr(cls, "modality", None) == "timeseries" else "image"
-    ctx = _Context(cls, kind, dict(settings or {}), data or conformance_data(modality), rtol)
+    data = data or conformance_data(modality, conditional=_conditional(cls))
+    ctx = _Context(cls, kind, dict(settings or {}), data, rtol)
     for check, run in MEASURE_CHECKS.items():
         if check in skip:
             continue
@@ -941,6 +1018,7 @@ __all__ = [
     "ConformanceReport",
     "ConformanceSkipped",
     "MemorizingModelHandle",
+    "ToyConditionalModelHandle",
     "ToyModelHandle",
     "check_all_registered",
     "check_extractor",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from probekit.errors import ProbekitError
+from probekit.validation import positive_int, seed_int
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], Handler], str | None]] = []
@@ -503,7 +504,7 @@ def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
     sub.required = True
     text = ("fit each generator on each dataset's train split, sample, and score quality and "
             "memorization side by side: leaderboard (Markdown, CSV), plots, provenance")
-    t = sub.add_parser("timeseries", help=text, description=text)
+    t = sub.add_parser("timeseries", help=text, description=text, epilog=_BENCH_EPILOG)
     t.add_argument("--out", required=True, help="output folder")
     t.add_argument("--datasets", help="comma-separated datasets (default: sines, ar-process, "
                    "regime-switching; --quick: sines; also trace, ucr-*)")
@@ -516,26 +517,62 @@ def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
     t.add_argument("--set", dest="settings", action="append", metavar="NAME.KEY=VALUE",
                    help="setting of a dataset, generator or measure, repeatable (e.g. --set "
                    "sines.n_train=100 --set ddpm-best.steps=5000)")
-    t.add_argument("--n-samples", type=int,
+    t.add_argument("--n-samples", type=positive_int,
                    help="series per generator (default: the reference half of the holdout)")
-    t.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    t.add_argument("--seed", type=seed_int, default=0, help="seed (default 0)")
     t.add_argument("--quick", action="store_true",
                    help="smoke variant: one small dataset, a tiny DDPM (well under 3 minutes)")
     t.add_argument("--quiet", action="store_true", help="print only the output folder")
 
     def run(args: argparse.Namespace) -> int:
         from probekit.bench.timeseries import make_plan, run_benchmark
+        from probekit.validation import check_output_dir
 
+        check_output_dir(args.out, who="bench timeseries", name="--out")
         plan = make_plan(datasets=args.datasets, generators=args.generators,
                          metrics=args.metrics, probes=args.probes,
                          settings=_measure_settings(args.settings), n_samples=args.n_samples,
                          seed=args.seed, quick=args.quick)
+        _check_bench_memory(plan)
         argv = sys.argv[1:] if sys.argv[1:2] == ["bench"] else None
-        run_benchmark(args.out, plan, quiet=args.quiet, argv=argv)
+        provenance = run_benchmark(args.out, plan, quiet=args.quiet, argv=argv)
         print(f"probekit bench timeseries: leaderboard in {Path(args.out) / 'leaderboard.md'}")
+        failed = [r for r in provenance.get("rows", [])
+                  if str(r.get("status", "")).startswith("failed")]
+        if failed:
+            print(f"probekit bench timeseries: {len(failed)} row(s) failed (their reasons are in "
+                  "the leaderboard); fix them and run the same command to retry only those.",
+                  file=sys.stderr)
+            return EXIT_FAILED_CHECKPOINTS
         return 0
 
     return run
+
+
+_BENCH_EPILOG = (
+    "exit codes: 0 every row computed; 2 bad input (nothing was run or written); 3 finished, but "
+    "some rows failed (reasons in the leaderboard; the same command retries only those); 130 "
+    "interrupted (finished rows are saved; the same command resumes)"
+)
+
+
+def _check_bench_memory(plan: Any) -> None:
+    """Refuse a plan whose datasets or generated series would not fit in memory (estimates
+    from the datasets' settings), before any generator is fitted."""
+    from probekit.registry import get_dataset
+    from probekit.validation import check_memory
+
+    if plan.n_samples is None:
+        return
+    for key in plan.datasets:
+        settings = get_dataset(plan.kind(key))(plan.settings.get(key, {})).settings
+        length = getattr(settings, "n_timesteps", None) or getattr(settings, "window", None)
+        channels = getattr(settings, "n_channels", 1) or 1
+        if length:
+            check_memory(
+                8 * 4 * plan.n_samples * int(length) * int(channels), who="bench timeseries",
+                what=f"--n-samples {plan.n_samples} series of {length} x {channels} values per "
+                "generator", fix="Lower --n-samples.")
 
 
 # -- commands defined in other modules --------------------------------------------------------

@@ -119,7 +119,7 @@ class IndexBuildSettings(Settings):
     duplicate_rtol: float = pydantic.Field(
         DEFAULT_RTOL, ge=0, description="near-duplicate tolerance, relative to the distance scale"
     )
-    seed: int = pydantic.Field(0, description="seed of the IVF training sample")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the IVF training sample")
 
 
 class IndexSearchSettings(MeasureSettings):

@@ -16,7 +16,16 @@ class GaussianMixtureSettings(Settings):
     n_holdout: int = pydantic.Field(2048, ge=2, description="held-out samples")
     dim: int = pydantic.Field(GMM_DIM, ge=1, description="dimension d")
     separation: float = pydantic.Field(1.0, gt=0, description="component means ±separation·1_d")
-    seed: int = pydantic.Field(0, description="seed of the pool and of the held-out set")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the pool and of the held-out set")
+
+    @pydantic.model_validator(mode="after")
+    def _fits_in_memory(self) -> GaussianMixtureSettings:
+        from probekit.validation import check_memory
+
+        n = self.n_train + self.n_holdout
+        check_memory(16 * n * self.dim, who="dataset", what=f"{n} samples of dimension {self.dim}",
+                     fix="Lower n_train, n_holdout or dim")
+        return self
 
 
 

@@ -39,7 +39,7 @@ class SeriesFileSettings(SeriesDatasetSettings):
         0.2, gt=0, lt=1, description="share of `train` held out when no holdout file is given"
     )
     key: str | None = pydantic.Field(None, description="array name inside .npz/.pt files")
-    seed: int = pydantic.Field(0, description="seed of the holdout split")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the holdout split")
     normalization: Literal["zscore", "minmax", "none"] = pydantic.Field(
         "none", description="per-channel map fitted on the training split, applied to both "
         "(none: keep your model's scale, needed when you bring generated samples)"

@@ -23,7 +23,17 @@ class SyntheticSettings(SeriesDatasetSettings):
     n_holdout: int = pydantic.Field(500, ge=1, description="held-out series")
     n_timesteps: int = pydantic.Field(64, ge=2, description="length of each series")
     n_channels: int = pydantic.Field(1, ge=1, description="channels (independent)")
-    seed: int = pydantic.Field(0, description="seed of the process")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the process")
+
+    @pydantic.model_validator(mode="after")
+    def _fits_in_memory(self) -> SyntheticSettings:
+        from probekit.validation import check_memory
+
+        n = (self.n_train or 0) + self.n_holdout
+        check_memory(16 * n * self.n_timesteps * self.n_channels, who="dataset",
+                     what=f"{n} series of {self.n_timesteps} x {self.n_channels} values",
+                     fix="Lower n_train, n_holdout, n_timesteps or n_channels")
+        return self
 
 
 class SyntheticDataset(Dataset):

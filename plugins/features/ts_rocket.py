@@ -30,7 +30,7 @@ MIN_TIMESTEPS = 11
 
 class RocketSettings(Settings):
     n_kernels: int = pydantic.Field(100, ge=1, description="random kernels (2 features each)")
-    seed: int = pydantic.Field(0, description="seed of the kernels")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the kernels")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class DeepEchoSettings(Settings):
     sample_size: int = pydantic.Field(
         1, ge=1, description="draws per sequence; the most likely is kept (PAR's sample_size)"
     )
-    seed: int = pydantic.Field(0, description="seed of the network's initialization")
+    seed: int = pydantic.Field(0, ge=0, description="seed of the network's initialization")
     threads: int | None = pydantic.Field(
         1, ge=1, description="torch CPU threads while fitting and sampling (None: torch's)"
     )

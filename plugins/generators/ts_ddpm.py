@@ -32,7 +32,7 @@ class DDPMGeneratorSettings(Settings):
     steps: int = pydantic.Field(3000, ge=1, description="optimizer steps of the run")
     lr: float = pydantic.Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = pydantic.Field(64, ge=1, description="batch cap: min(n, batch_size) per step")
-    seed: int = pydantic.Field(0, description="training seed")
+    seed: int = pydantic.Field(0, ge=0, description="training seed")
     checkpoint_every: int = pydantic.Field(
         250, ge=1, description="steps between checkpoints (each one is evaluated)"
     )

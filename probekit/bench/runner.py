@@ -491,7 +491,9 @@ def run_benchmark(out: str | Path, plan: BenchPlan, *, quiet: bool = False,
     rows are written out and :class:`~probekit.errors.EvaluationInterrupted` is raised.
     Returns the provenance dictionary (also ``out/provenance.json``)."""
     from probekit.errors import EvaluationInterrupted
+    from probekit.validation import check_output_dir
 
+    check_output_dir(out, who="bench timeseries", name="out")  # before any work
     out = Path(out)
     store = RowStore(out)
     started = time.perf_counter()

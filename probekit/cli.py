@@ -506,17 +506,20 @@ def _bench_cmd(p: argparse.ArgumentParser) -> Handler:
             "memorization side by side: leaderboard (Markdown, CSV), plots, provenance")
     t = sub.add_parser("timeseries", help=text, description=text, epilog=_BENCH_EPILOG)
     t.add_argument("--out", required=True, help="output folder")
-    t.add_argument("--datasets", help="comma-separated datasets (default: sines, ar-process, "
-                   "regime-switching; --quick: sines; also trace, ucr-*)")
-    t.add_argument("--generators", help="comma-separated generators (default: every baseline "
+    t.add_argument("--datasets", help="comma-separated datasets, NAME or LABEL=NAME (default: "
+                   "sines, ar-process, regime-switching; --quick: sines; also trace, ucr-*, "
+                   "series-file, recording)")
+    t.add_argument("--generators", help="comma-separated generators, NAME, LABEL=NAME or "
+                   "file:LABEL=PATH for series generated elsewhere (default: every baseline "
                    "and ddpm-best, ddpm-last; see `probekit list generators`)")
-    t.add_argument("--metrics", help="comma-separated quality metrics (default: ts-fd, "
+    t.add_argument("--metrics", help="comma-separated quality metrics (default: ts-fd, ts-mmd, "
                    "discriminative-score, predictive-score, marginal-distance, acf-distance)")
     t.add_argument("--probes", help="comma-separated memorization probes (default: nn-ratio, "
                    "subsequence-match)")
     t.add_argument("--set", dest="settings", action="append", metavar="NAME.KEY=VALUE",
-                   help="setting of a dataset, generator or measure, repeatable (e.g. --set "
-                   "sines.n_train=100 --set ddpm-best.steps=5000)")
+                   help="setting of a dataset, generator or measure by its label, repeatable "
+                   "(e.g. --set sines.n_train=100 --set ddpm-best.steps=5000; --set "
+                   "subsequence-match.train=FILE: the probe's reference recording)")
     t.add_argument("--n-samples", type=positive_int,
                    help="series per generator (default: the reference half of the holdout)")
     t.add_argument("--seed", type=seed_int, default=0, help="seed (default 0)")

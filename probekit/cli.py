@@ -271,12 +271,15 @@ def _demo_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default="demo-out", help="output folder")
     p.add_argument("--quick", action="store_true",
                    help="smoke version: C = 16 U-Net, n = 16, 32, 64 (about 2 minutes)")
-    p.add_argument("--jobs", type=int, help="runs trained at once (default: one per core)")
+    p.add_argument("--jobs", type=positive_int,
+                   help="runs trained at once (default: one per core)")
 
     def run(args: argparse.Namespace) -> int:
         # the reference pipeline's digits sweep (issue 4)
         from probekit.reference.demo import run_demo
+        from probekit.validation import check_output_dir
 
+        check_output_dir(args.out, who="demo", name="--out")
         return run_demo(Path(args.out), quick=args.quick, jobs=args.jobs)
 
     return run

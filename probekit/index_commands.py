@@ -17,15 +17,22 @@ from probekit.cli import Handler, _Parser, command, load_input
 
 def _load_train(path: str):
     """A ``.npy`` is memory-mapped (read chunk by chunk); other formats are read whole."""
-    p = Path(path)
+    from probekit.validation import check_input_path, infer_modality
+
+    p = check_input_path(path, who="index build", name="--train")  # a pipe would never end
+    train = None
     if p.suffix.lower() == ".npy" and p.is_file():
+        import contextlib
+
         import numpy as np
 
-        try:
-            return np.load(p, mmap_mode="r", allow_pickle=False)
-        except ValueError:
-            pass  # e.g. an object array: let the common reader give its error
-    return load_input(path, what="train")
+        # an object array, an empty file...: the common reader below gives its error
+        with contextlib.suppress(ValueError, EOFError, OSError):
+            train = np.load(p, mmap_mode="r", allow_pickle=False)
+    if train is None:
+        train = load_input(path, what="train")
+    infer_modality(train)  # 2, 3 or 4 dimensions, or one line saying so
+    return train
 
 
 @command("index", help="build or inspect an on-disk feature index for neighbour search")
@@ -63,7 +70,9 @@ def _build(args: argparse.Namespace) -> int:
     from probekit.cliargs import settings_from_args
     from probekit.index import IndexBuildSettings, build_index
     from probekit.progress import quiet_progress
+    from probekit.validation import check_output_dir
 
+    check_output_dir(args.out, who="index build", name="--out")  # before any work
     settings = build_settings(IndexBuildSettings, "index build",
                               settings_from_args(IndexBuildSettings, args))
     train = _load_train(args.train)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from probekit.reference.config import PRESETS
+from probekit.validation import finite_float, non_negative_int, positive_int, seed_int
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -27,48 +28,50 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     t = sub.add_parser("train", help=help_text, description=help_text)
     t.add_argument("--preset", required=True, choices=PRESETS,
                    help="celeba32: the paper's U-Net on CelebA (GPU); digits, digits-small: CPU")
-    t.add_argument("--n", type=int, required=True, help="training-set size (first n images)")
+    t.add_argument("--n", type=positive_int, required=True,
+                   help="training-set size (first n images)")
     t.add_argument("--out", required=True, help="run directory (resumed when it exists)")
-    t.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
-    t.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    t.add_argument("--steps", type=positive_int, help="optimizer steps (default: the preset's)")
+    t.add_argument("--seed", type=seed_int, default=0, help="training seed (default 0)")
     t.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default cpu)")
     t.add_argument("--evaluate", action="store_true",
                    help="evaluate every checkpoint as it is reached (nn-ratio and the preset's "
                    "quality metric) into OUT/eval, with reports")
-    t.add_argument("--stop-after-mem", type=float, metavar="LEVEL",
+    t.add_argument("--stop-after-mem", type=finite_float, metavar="LEVEL",
                    help="evaluate as with --evaluate, and stop once f_mem >= LEVEL at two "
                    "consecutive checkpoints")
     t.add_argument("--metrics", help="with --evaluate: quality metrics, comma-separated "
                    "('' for none; default: fd on digits-cnn features for digits, fid for "
                    "celeba32)")
-    t.add_argument("--width", type=int, help="base width W (celeba32) or C (digits)")
+    t.add_argument("--width", type=positive_int, help="base width W (celeba32) or C (digits)")
     t.add_argument("--optimizer", choices=("sgd", "adam"),
                    help="celeba32: sgd (paper, lr 0.01) or adam (lr 1e-4)")
-    t.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    t.add_argument("--lr", type=finite_float, help="learning rate (default: the preset's)")
     t.add_argument("--data-root", help="celeba32: folder holding img_align_celeba/")
-    t.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    t.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
     t.add_argument("--quiet", action="store_true", help="print nothing but errors")
     t.set_defaults(reference_handler=train_command)
 
     help_text = "train one run per n, evaluate each as it trains, write the scaling report"
     w = sub.add_parser("sweep", help=help_text, description=help_text)
     w.add_argument("--preset", required=True, choices=PRESETS, help="as for train")
-    w.add_argument("--n", type=int, nargs="+", required=True, metavar="N",
+    w.add_argument("--n", type=positive_int, nargs="+", required=True, metavar="N",
                    help="training-set sizes, e.g. --n 16 32 64 128 256")
     w.add_argument("--out", required=True, help="sweep folder (n-<n>/ per run, scaling/)")
-    w.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
-    w.add_argument("--threads", type=int,
+    w.add_argument("--jobs", type=positive_int, default=1,
+                   help="runs trained at once (default 1)")
+    w.add_argument("--threads", type=positive_int,
                    help="CPU threads in all, split between the jobs (default: all cores)")
-    w.add_argument("--steps", type=int, help="step cap per run (default: the preset's)")
-    w.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    w.add_argument("--width", type=int, help="base width W (celeba32) or C (digits)")
+    w.add_argument("--steps", type=positive_int, help="step cap per run (default: the preset's)")
+    w.add_argument("--seed", type=seed_int, default=0, help="training seed (default 0)")
+    w.add_argument("--width", type=positive_int, help="base width W (celeba32) or C (digits)")
     w.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    w.add_argument("--mem-level", type=float, help="tau_mem level of f_mem "
+    w.add_argument("--mem-level", type=finite_float, help="tau_mem level of f_mem "
                    "(default: 0.05 digits, 0.01 celeba32)")
-    w.add_argument("--stop-after-mem", type=float, metavar="LEVEL",
+    w.add_argument("--stop-after-mem", type=finite_float, metavar="LEVEL",
                    help="stop a run once f_mem >= LEVEL at two consecutive checkpoints "
                    "(default: twice the mem level; 0 or less: never stop early)")
-    w.add_argument("--min-steps", type=int,
+    w.add_argument("--min-steps", type=non_negative_int,
                    help="never stop a run before this step (default: 1000 digits, 200000 "
                    "celeba32)")
     w.add_argument("--metrics", help="quality metrics, comma-separated ('' for none; "
@@ -97,11 +100,13 @@ def train_command(args: argparse.Namespace) -> int:
     from probekit.reference.sweep import train_and_evaluate
     from probekit.reference.train import describe, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_reference_args(args, who="reference train")
     options = {"root": args.data_root} if args.data_root else {}
     cfg = preset(args.preset, n=args.n, width=args.width, optimizer=args.optimizer, lr=args.lr,
                  steps=args.steps, seed=args.seed, data_options=options)
+    check_width_memory(cfg, who="reference train")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     if not args.quiet:
         print(describe(cfg), file=sys.stderr)
@@ -125,6 +130,53 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_reference_args(args: argparse.Namespace, *, who: str) -> None:
+    """What ``reference train|sweep`` can refuse before anything is loaded or created: the
+    output folder, the torch device, levels outside (0, 1], a learning rate that is not
+    positive, quality metrics that are not registered, a data root that is not a folder."""
+    from probekit.errors import ValidationError
+    from probekit.validation import check_device, check_input_path, check_output_dir
+
+    check_output_dir(args.out, who=who, name="--out")
+    check_device(args.device, who=who, name="--device")
+    lr = getattr(args, "lr", None)
+    if lr is not None and not lr > 0:
+        raise ValidationError(f"{who}: --lr must be > 0; got {lr}.")
+    for flag in ("stop_after_mem", "mem_level"):
+        value = getattr(args, flag, None)
+        never = flag == "stop_after_mem" and who.endswith("sweep")  # <= 0: never stop early
+        if value is not None and (value > 1 or (value <= 0 and not never)):
+            raise ValidationError(
+                f"{who}: --{flag.replace('_', '-')} must be in (0, 1] (a fraction of samples)"
+                f"{'; 0 or less: never stop early' if never else ''}; got {value}."
+            )
+    if args.metrics:
+        from probekit.registry import get_metric
+
+        for name in (m.strip() for m in args.metrics.split(",")):
+            if name:
+                get_metric(name)
+    if args.data_root:
+        check_input_path(args.data_root, who=who, name="--data-root", kind="dir")
+    ns = args.n if isinstance(args.n, list) else [args.n]
+    repeated = sorted({n for n in ns if ns.count(n) > 1})
+    if repeated:
+        raise ValidationError(f"{who}: each --n may be given once; {repeated} repeat.")
+
+
+def check_width_memory(cfg, *, who: str) -> None:
+    """Refuse a U-Net width whose parameters (weights, gradients, optimizer state, EMA:
+    about 4000 W^2 parameters of 4 bytes, five copies) would not fit in memory."""
+    from probekit.validation import check_memory
+
+    unet = getattr(cfg, "unet", None)
+    width = getattr(unet, "base_width", None)
+    if width:
+        widest = int(width) * max(getattr(unet, "channel_mults", (4,)) or (4,))
+        check_memory(20 * 250 * widest ** 2, who=who,
+                     what=f"a U-Net of width {width}", fix="Lower --width.")
+
+
 def _measures(preset_name: str, metrics: str | None):
     """The preset's default measures, with ``--metrics`` replacing its quality metrics."""
     import dataclasses
@@ -146,6 +198,12 @@ def sweep_command(args: argparse.Namespace) -> int:
 
     from probekit.reference.sweep import format_table, sweep
 
+    check_reference_args(args, who="reference sweep")
+    from probekit.reference.config import preset
+
+    check_width_memory(preset(args.preset, n=max(args.n), width=args.width, steps=args.steps,
+                              seed=args.seed, data_options={"root": args.data_root}
+                              if args.data_root else {}), who="reference sweep")
     measures = _measures(args.preset, args.metrics)
     changes: dict = {}
     if args.mem_level is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def run_demo(out: Path, *, quick: bool = False, jobs: int | None = None, seed: i
           f"{', '.join(map(str, ns))} bundled 8x8 digits, {jobs} run(s) at a time; each run "
           "is evaluated at every checkpoint (f_mem by nn-ratio, quality by the Fréchet "
           "distance in digits-cnn features) and stops once f_mem >= 10% twice in a row.")
-    summary = sweep(preset_name, ns, out, jobs=jobs, threads=cores, seed=seed, quiet=True)
+    # off a terminal (a log file), a line per checkpoint of every run shows the demo is alive
+    summary = sweep(preset_name, ns, out, jobs=jobs, threads=cores, seed=seed,
+                    quiet=sys.stderr.isatty())
     print(format_table(summary))
     print(verdict(summary))
     print(f"wall time {time.perf_counter() - started:.0f} s on {cores} core(s) (1-minute load "

@@ -165,19 +165,27 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint dictionary, loaded with ``weights_only=True`` onto the CPU."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise InputFileError(f"checkpoint {str(path)!r} does not exist.") from None
-    except Exception as exc:
-        raise InputFileError(
-            f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {exc}."
-        ) from None
+    """A checkpoint dictionary, loaded with ``weights_only=True`` onto the CPU (a corrupt,
+    unsafe or incomplete file is one line: :func:`probekit.io.load_torch_file`)."""
+    from probekit.io import load_torch_file
+
+    if not Path(path).exists():
+        raise InputFileError(f"checkpoint {str(path)!r} does not exist.")
+    ckpt = load_torch_file(path, who="reference checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise InputFileError(
             f"{str(path)!r} is not a probekit reference checkpoint (format "
             f"{CHECKPOINT_FORMAT!r}); it was not written by `probekit reference train`."
+        )
+    config = ckpt.get("config")
+    missing = [k for k in ("config", "weights", "step") if k not in ckpt] + (
+        [f"config.{k}" for k in ("preset", "data", "unet") if k not in config]
+        if isinstance(config, dict) else [])
+    if missing or not isinstance(config, dict) or not isinstance(ckpt.get("weights"), dict):
+        raise InputFileError(
+            f"reference checkpoint {str(path)!r} is incomplete: it lacks "
+            f"{', '.join(missing) or 'a config and weights dictionary'}. It was not fully "
+            "written; delete it and let `probekit reference train` write it again."
         )
     return ckpt
 
@@ -185,9 +193,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def model_from_checkpoint(ckpt: dict[str, Any], device: torch.device | str = "cpu"
                           ) -> tuple[nn.Module, RunConfig]:
     """The sampling network of a checkpoint (EMA weights when the run samples with them)."""
-    cfg = RunConfig.from_dict(ckpt["config"])
-    model = _network(cfg)
-    model.load_state_dict(ckpt["weights"])
+    try:
+        cfg = RunConfig.from_dict(ckpt["config"])
+        model = _network(cfg)
+        model.load_state_dict(ckpt["weights"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        from probekit.validation import one_line
+
+        raise InputFileError(
+            f"reference checkpoint does not match its own config ({type(exc).__name__}: "
+            f"{one_line(exc, limit=160)}). Delete it and let `probekit reference train` write "
+            "it again."
+        ) from None
     return model.to(device).eval(), cfg
 
 

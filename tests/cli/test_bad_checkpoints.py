@@ -91,3 +91,55 @@ def test_corrupt_and_unsafe_diffusers_checkpoints_fail_alone(tmp_path, monkeypat
     from probekit.store import load_failures
 
     assert load_failures(tmp_path / "run") == []  # the fixed steps' failure records are gone
+
+
+def test_incomplete_and_unsafe_reference_checkpoints_fail_alone(tmp_path, monkeypatch):
+    import dataclasses
+
+    from probekit.reference.config import preset
+    from probekit.reference.train import list_checkpoints, train
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PROBEKIT_ALLOW_PICKLE", raising=False)
+    monkeypatch.delenv("PROBEKIT_TEST_PAYLOAD_RAN", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = preset("digits-small", n=8, steps=30, width=8)
+        cfg = dataclasses.replace(
+            cfg, schedule=dataclasses.replace(cfg.schedule, dense_every=10, dense_until=30),
+            sampler=dataclasses.replace(cfg.sampler, ddim_steps=3, batch_size=16))
+        run = tmp_path / "run"
+        train(cfg, run, quiet=True)
+        ckpts = dict(list_checkpoints(run))
+        assert len(ckpts) >= 3, ckpts
+        steps = sorted(ckpts)
+        keyless, unsafe = ckpts[steps[1]], ckpts[steps[2]]
+        pristine = {p: p.read_bytes() for p in (keyless, unsafe)}
+        ckpt = torch.load(keyless, weights_only=True)
+        del ckpt["config"]["preset"]  # the KeyError: 'preset' of issue 16
+        torch.save(ckpt, keyless)
+        ckpt = torch.load(unsafe, weights_only=True)
+        ckpt["extra"] = _Payload()
+        torch.save(ckpt, unsafe)
+        argv = ["evaluate", str(run), "--probes", "nn-ratio", "--n-samples", "8", "--out",
+                str(tmp_path / "eval"), "--quiet", "--no-report"]
+        outcome = run_cli(argv)
+        assert outcome.code == 3, outcome.stderr
+        assert "Traceback" not in outcome.stderr and "\x1b" not in outcome.stderr
+        assert "KeyError" not in outcome.stderr and "weights_only" not in outcome.stderr
+        lines = outcome.lines
+        assert len(lines) == 3, outcome.stderr
+        assert lines[0].startswith(f"probekit evaluate: step {steps[1]} failed: ")
+        assert "is incomplete: it lacks config.preset" in lines[0]
+        assert lines[1].startswith(f"probekit evaluate: step {steps[2]} failed: ")
+        assert "refused to load" in lines[1] and "PROBEKIT_ALLOW_PICKLE=1" in lines[1]
+        assert "PROBEKIT_TEST_PAYLOAD_RAN" not in os.environ
+        evaluated = {r["step"] for r in _rows(tmp_path / "eval")}
+        assert evaluated == set(steps) - {steps[1], steps[2]}
+        for path, data in pristine.items():  # fixed: the rerun evaluates only those two
+            path.write_bytes(data)
+        assert run_cli(argv).code == 0
+        assert {r["step"] for r in _rows(tmp_path / "eval")} == set(steps)
+    finally:
+        torch.set_num_threads(threads)

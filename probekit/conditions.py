@@ -410,7 +410,8 @@ def _read_folder(folder: Path, field: str | None) -> ConditionalSet:
     if not rows:
         raise InputFileError(f"conditions: {str(meta_path)!r} lists no images.")
     if field is None:
-        field = "text" if "text" in rows[0] else "label" if "label" in rows[0] else "text"
+        first = rows[0][1]
+        field = "text" if "text" in first else "label" if "label" in first else "text"
     names, conditions, arrays = [], [], []
     for line_no, row in rows:
         where = f"{str(meta_path)!r} line {line_no}"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -189,7 +190,11 @@ class GuidedHandle(ConditionalModelHandle):
         if self.settings.sampler == "dpm-solver":
             config.update(algorithm_type="dpmsolver++", solver_order=2)
         scheduler = cls.from_config(config)
-        scheduler.set_timesteps(self.settings.num_inference_steps)
+        with warnings.catch_warnings():
+            # DPMSolverMultistepScheduler passes a tensor to np.array(..., copy=False): a numpy 2
+            # DeprecationWarning inside diffusers, harmless here
+            warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+            scheduler.set_timesteps(self.settings.num_inference_steps)
         return scheduler
 
     def _outputs(self, x: Any, t: Any, cond: Any, guided: bool) -> tuple[Any, Any | None]:

@@ -1,0 +1,460 @@
+"""A tiny latent text-to-image pipeline, fine-tuned until it copies: the planted truth of the
+conditional probes (issue 14) and the runnable example of docs/sd_finetune.md.
+
+No pretrained weights exist offline, so the whole Stable Diffusion layout is built small from
+configs and trained here, on CPU, with diffusers' own recipe:
+
+1. *Data*: scikit-learn's 8 × 8 digits upsampled to 16 × 16 (bilinear), values in [-1, 1]. A
+   fixed permutation splits them into a *pretraining pool* (captioned by class, "a handwritten
+   digit seven"), the *fine-tune set* (``n_images`` digits, each with a unique caption of two
+   code words, "alpha zulu", as in a DreamBooth-style fine-tune) and a *held-out* set of
+   digits no network sees (calibrates copy thresholds).
+2. *Base pipeline* (the stand-in for a pretrained Stable Diffusion): a CLIP tokenizer written
+   from a tiny vocabulary, a random ``CLIPTextModel`` (frozen, as in fine-tuning), an
+   ``AutoencoderKL`` trained to reconstruct the pool (one downsampling: 4 × 8 × 8 latents,
+   ``scaling_factor`` = 1 / latent std), and a ``UNet2DConditionModel`` pretrained on the pool's
+   latents with class captions and 10% empty captions (so the unconditional branch of
+   classifier-free guidance exists). Saved with ``StableDiffusionPipeline.save_pretrained``.
+3. *Fine-tunes* of the base on the fine-tune set, by the recipe of diffusers'
+   ``train_text_to_image.py`` / ``train_text_to_image_lora.py``: VAE latents times the scaling
+   factor, uniform timesteps, ``DDPMScheduler.add_noise``, MSE on the noise, AdamW, a fraction of
+   empty captions (``--proportion_empty_prompts``); saved the way the scripts save them — full:
+   ``checkpoint-<step>/unet/`` and the final pipeline in the output folder; LoRA (rank ``r`` on
+   ``to_q``, ``to_k``, ``to_v``, ``to_out.0``, Gaussian init):
+   ``checkpoint-<step>/pytorch_lora_weights.safetensors`` and the final LoRA in the output
+   folder. Step 0 is the untouched base.
+
+Everything is seeded and runs on one CPU thread (deterministic; fair on shared machines).
+:func:`build_runs` builds all of it under a folder, or reuses what an earlier call with the same
+configuration left there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Words of the tiny vocabulary (every caption is made of them; unknown words fall back to
+#: characters, as BPE does).
+CLASS_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+CODE_WORDS = (
+    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+    "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra",
+    "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "red", "green", "blue",
+    "black", "white", "pink", "amber", "coral", "ivory", "olive",
+)
+BASE_WORDS = ("a", "handwritten", "digit")
+#: Bump when the recipe changes in a way the configuration does not capture.
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TinyText2ImageConfig:
+    """Everything that defines the reference runs (its hash names the cache folder)."""
+
+    # data
+    n_images: int = 8  # fine-tune set: digits with a unique caption each
+    n_pool: int = 785  # pretraining pool (class captions)
+    n_holdout: int = 200  # digits no network sees
+    image_size: int = 16  # digits upsampled from 8 x 8
+    # networks
+    vae_channels: tuple[int, ...] = (16, 32)  # one downsampling: 16 x 16 -> 8 x 8 latents
+    latent_channels: int = 4
+    unet_channels: tuple[int, ...] = (32, 64)
+    text_width: int = 32
+    text_layers: int = 2
+    max_length: int = 12  # tokens per caption (the tokenizer's model_max_length)
+    # base training
+    vae_steps: int = 150
+    vae_lr: float = 2e-3
+    base_steps: int = 400
+    base_lr: float = 1e-3
+    base_batch_size: int = 32
+    base_empty_prompts: float = 0.1  # empty captions while pretraining
+    # fine-tunes
+    full_lr: float = 1e-3
+    lora_lr: float = 2e-3
+    lora_rank: int = 8
+    batch_size: int = 8
+    empty_prompts: float = 0.1  # --proportion_empty_prompts of the fine-tunes
+    checkpoints: tuple[int, ...] = (100, 200, 400, 800)
+    seed: int = 0
+
+    def key(self) -> str:
+        """Short hash of the configuration and the recipe version."""
+        text = json.dumps({"recipe": RECIPE_VERSION, **asdict(self)}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ReferenceRuns:
+    """Paths and data of the built runs.
+
+    Attributes
+    ----------
+    base : Path
+        The base pipeline folder (``model_index.json``, ``unet/``, ``vae/``, ...).
+    full, lora : Path
+        Output folders of the full and LoRA fine-tunes, with ``checkpoint-<step>/`` inside.
+    steps : tuple of int
+        Checkpoint steps (0 is the base).
+    train, holdout : float32 arrays (n, 1, 16, 16) in [0, 1]
+        The fine-tune images and held-out digits, as an image folder would give them.
+    captions : tuple of str
+        The unique caption of each fine-tune image.
+    unseen_captions : tuple of str
+        Captions of the same form that no image was trained with.
+    class_captions : tuple of str
+        The pretraining captions ("a handwritten digit three").
+    seconds : dict
+        Wall time of each stage when built (empty when reused).
+    """
+
+    base: Path
+    full: Path
+    lora: Path
+    steps: tuple[int, ...]
+    train: np.ndarray
+    holdout: np.ndarray
+    captions: tuple[str, ...]
+    unseen_captions: tuple[str, ...]
+    class_captions: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def checkpoint(self, method: str, step: int) -> Path:
+        """Folder of ``method``'s (``"full"``/``"lora"``) checkpoint at ``step`` (0: base)."""
+        if step == 0:
+            return self.base
+        return (self.full if method == "full" else self.lora) / f"checkpoint-{step}"
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def digits16(config: TinyText2ImageConfig) -> dict[str, Any]:
+    """The fixed split of the upsampled digits, in [-1, 1], with captions."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = torch.from_numpy(data.images.astype(np.float32) / 16.0 * 2.0 - 1.0)[:, None]
+    images = torch.nn.functional.interpolate(images, size=config.image_size, mode="bilinear",
+                                             align_corners=False).numpy()
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    images, labels = images[order], data.target[order]
+    n, pool_end = config.n_images, config.n_images + config.n_pool
+    holdout_end = pool_end + config.n_holdout
+    if holdout_end > len(images) or 2 * n > len(CODE_WORDS) // 2:
+        raise ValueError("tiny text-to-image: n_images + n_pool + n_holdout must fit the 1797 "
+                         "digits and n_images <= 9")
+    half = len(CODE_WORDS) // 2
+    captions = tuple(f"{CODE_WORDS[i]} {CODE_WORDS[half + i]}" for i in range(2 * n))
+    return {
+        "train": images[:n], "train_captions": captions[:n],
+        "unseen_captions": captions[n:],
+        "pool": images[n:pool_end],
+        "pool_captions": tuple(f"a handwritten digit {CLASS_WORDS[k]}"
+                               for k in labels[n:pool_end]),
+        "holdout": images[pool_end:holdout_end],
+        "class_captions": tuple(f"a handwritten digit {w}" for w in CLASS_WORDS),
+    }
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+def write_tokenizer(folder: Path, max_length: int) -> Any:
+    """A ``CLIPTokenizer`` whose vocabulary is the characters plus :data:`CLASS_WORDS`,
+    :data:`CODE_WORDS` and :data:`BASE_WORDS` (BPE merges built word by word)."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab: dict[str, int] = {}
+    for c in chars + [c + "</w>" for c in chars]:
+        vocab[c] = len(vocab)
+    merges: list[str] = []
+    for word in (*BASE_WORDS, *CLASS_WORDS, *CODE_WORDS):
+        parts = [*word[:-1], word[-1] + "</w>"]
+        current = parts[0]
+        for part in parts[1:]:
+            merge = f"{current} {part}"
+            if merge not in merges:
+                merges.append(merge)
+            current += part
+            vocab.setdefault(current, len(vocab))
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                         model_max_length=max_length, pad_token="<|endoftext|>")
+
+
+def build_components(config: TinyText2ImageConfig, tokenizer: Any) -> dict[str, Any]:
+    """Randomly initialized (seeded) text encoder, VAE, U-Net and the SD noise schedule."""
+    import diffusers
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(config.seed)
+    vocab = tokenizer.get_vocab()
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=config.text_width,
+        intermediate_size=2 * config.text_width, num_hidden_layers=config.text_layers,
+        num_attention_heads=4, max_position_embeddings=config.max_length,
+        bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+    )).eval().requires_grad_(False)
+    n_vae = len(config.vae_channels)
+    vae = diffusers.AutoencoderKL(
+        in_channels=1, out_channels=1, down_block_types=("DownEncoderBlock2D",) * n_vae,
+        up_block_types=("UpDecoderBlock2D",) * n_vae, block_out_channels=config.vae_channels,
+        latent_channels=config.latent_channels, layers_per_block=1, norm_num_groups=8,
+        sample_size=config.image_size,
+    )
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=config.image_size // 2 ** (n_vae - 1), in_channels=config.latent_channels,
+        out_channels=config.latent_channels, layers_per_block=1,
+        block_out_channels=config.unet_channels,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=config.text_width, norm_num_groups=8, attention_head_dim=8,
+    )
+    # Stable Diffusion's training schedule (scaled-linear betas 0.00085 -> 0.012, epsilon)
+    scheduler = diffusers.DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+        beta_end=0.012, clip_sample=False, steps_offset=1,
+    )
+    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
+            "scheduler": scheduler}
+
+
+def encode_captions(parts: dict[str, Any], captions: list[str] | tuple[str, ...]) -> Any:
+    """Frozen text-encoder hidden states of ``captions`` (padded to ``model_max_length``)."""
+    import torch
+
+    tok = parts["tokenizer"]
+    ids = tok(list(captions), padding="max_length", max_length=tok.model_max_length,
+              truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return parts["text_encoder"](ids)[0]
+
+
+def train_vae(parts: dict[str, Any], images: np.ndarray, config: TinyText2ImageConfig) -> None:
+    """Reconstruction (MSE + 1e-6 KL) on ``images``; sets ``scaling_factor`` = 1 / latent std,
+    as Stable Diffusion's was chosen."""
+    import torch
+
+    vae = parts["vae"]
+    x_all = torch.from_numpy(images)
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr)
+    vae.train()
+    for _ in range(config.vae_steps):
+        x = x_all[torch.randint(0, len(x_all), (64,), generator=gen)]
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=gen)).sample
+        loss = torch.nn.functional.mse_loss(recon, x) + 1e-6 * posterior.kl().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    vae.eval().requires_grad_(False)
+    with torch.no_grad():
+        std = float(vae.encode(x_all).latent_dist.mean.std())
+    vae.register_to_config(scaling_factor=1.0 / std)
+
+
+def latents_of(parts: dict[str, Any], images: np.ndarray) -> Any:
+    """VAE posterior means times the scaling factor (deterministic)."""
+    import torch
+
+    vae = parts["vae"]
+    with torch.no_grad():
+        return vae.encode(torch.from_numpy(images)).latent_dist.mean * vae.config.scaling_factor
+
+
+def train_denoiser(parts: dict[str, Any], latents: Any, hidden: Any, *, steps: int, lr: float,
+                   batch_size: int, empty_prompts: float, seed: int, params: Any,
+                   save: Any = None, save_at: tuple[int, ...] = ()) -> None:
+    """diffusers' text-to-image training loop: for a batch of latents ``x0`` and caption states
+    ``c`` (a fraction ``empty_prompts`` replaced by the empty caption's), ``t ~ U{0..T-1}``,
+    ``x_t = add_noise(x0, eps, t)``, loss ``||unet(x_t, t, c) - eps||^2`` (epsilon
+    prediction), AdamW (weight decay 1e-2). ``save(step)`` is called after the steps in
+    ``save_at``."""
+    import torch
+
+    unet, scheduler = parts["unet"], parts["scheduler"]
+    empty = encode_captions(parts, [""])[0]
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    unet.train()
+    for step in range(1, steps + 1):
+        idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
+        x0, c = latents[idx], hidden[idx].clone()
+        c[torch.rand(batch_size, generator=gen) < empty_prompts] = empty
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=gen)
+        pred = unet(scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=c).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise.float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if save is not None and step in save_at:
+            unet.eval()
+            save(step)
+            unet.train()
+    unet.eval()
+
+
+def save_pipeline(parts: dict[str, Any], folder: Path) -> None:
+    """``StableDiffusionPipeline(...).save_pretrained(folder)`` (no safety checker)."""
+    import diffusers
+
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
+        unet=parts["unet"], scheduler=parts["scheduler"], safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder)
+
+
+def load_pipeline_parts(folder: Path) -> dict[str, Any]:
+    """The components of a saved pipeline folder."""
+    import diffusers
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    return {
+        "tokenizer": CLIPTokenizer.from_pretrained(folder / "tokenizer"),
+        "text_encoder": CLIPTextModel.from_pretrained(folder / "text_encoder").eval()
+        .requires_grad_(False),
+        "vae": diffusers.AutoencoderKL.from_pretrained(folder / "vae").eval()
+        .requires_grad_(False),
+        "unet": diffusers.UNet2DConditionModel.from_pretrained(folder / "unet"),
+        "scheduler": diffusers.DDPMScheduler.from_pretrained(folder / "scheduler"),
+    }
+
+
+# -- the runs ----------------------------------------------------------------------------------
+
+
+def build_base(folder: Path, config: TinyText2ImageConfig, data: dict[str, Any]) -> None:
+    """Tokenizer, text encoder, VAE and pretrained U-Net, saved as a pipeline."""
+    parts = build_components(config, write_tokenizer(folder / "_vocab", config.max_length))
+    train_vae(parts, data["pool"], config)
+    latents = latents_of(parts, data["pool"])
+    hidden = encode_captions(parts, data["pool_captions"])
+    unet = parts["unet"]
+    train_denoiser(parts, latents, hidden, steps=config.base_steps, lr=config.base_lr,
+                   batch_size=config.base_batch_size, empty_prompts=config.base_empty_prompts,
+                   seed=config.seed + 3, params=unet.parameters())
+    save_pipeline(parts, folder)
+    shutil.rmtree(folder / "_vocab")
+
+
+def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
+             data: dict[str, Any]) -> None:
+    """Full or LoRA fine-tune of ``base`` on the fine-tune set, saved like the scripts."""
+    import diffusers
+
+    parts = load_pipeline_parts(base)
+    unet = parts["unet"]
+    latents = latents_of(parts, data["train"])
+    hidden = encode_captions(parts, data["train_captions"])
+    out.mkdir(parents=True, exist_ok=True)
+    if method == "full":
+        unet.requires_grad_(True)
+        params = list(unet.parameters())
+
+        def save(step: int) -> None:  # train_text_to_image.py's save_model_hook
+            unet.save_pretrained(out / f"checkpoint-{step}" / "unet")
+
+        lr = config.full_lr
+    else:
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft import LoraConfig
+        from peft.utils import get_peft_model_state_dict
+
+        unet.requires_grad_(False)
+        unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
+                                    init_lora_weights="gaussian",
+                                    target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+        params = [p for p in unet.parameters() if p.requires_grad]
+
+        def save_lora(directory: Path) -> None:
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            diffusers.StableDiffusionPipeline.save_lora_weights(
+                save_directory=directory, unet_lora_layers=layers, safe_serialization=True)
+
+        def save(step: int) -> None:  # train_text_to_image_lora.py's save_model_hook
+            save_lora(out / f"checkpoint-{step}")
+
+        lr = config.lora_lr
+    steps = max(config.checkpoints)
+    train_denoiser(parts, latents, hidden, steps=steps, lr=lr, batch_size=config.batch_size,
+                   empty_prompts=config.empty_prompts, seed=config.seed + 4, params=params,
+                   save=save, save_at=config.checkpoints)
+    if method == "full":  # the script saves the final pipeline in its output folder
+        save_pipeline(parts, out)
+    else:  # ... and the final LoRA weights
+        save_lora(out)
+
+
+def build_runs(root: str | Path, config: TinyText2ImageConfig | None = None) -> ReferenceRuns:
+    """Build (or reuse) the base pipeline and both fine-tunes under ``root/<config key>/``.
+
+    A finished build leaves ``done.json``; a folder without it is rebuilt from scratch, so an
+    interrupted build never passes for a finished one.
+    """
+    import torch
+
+    config = config or TinyText2ImageConfig()
+    folder = Path(root) / f"tiny-text2image-{config.key()}"
+    data = digits16(config)
+    seconds: dict[str, float] = {}
+    if not (folder / "done.json").is_file():
+        if folder.exists():
+            shutil.rmtree(folder)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            start = time.perf_counter()
+            build_base(folder / "base", config, data)
+            seconds["base"] = time.perf_counter() - start
+            for method in ("full", "lora"):
+                start = time.perf_counter()
+                finetune(folder / "base", folder / method, method, config, data)
+                seconds[method] = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
+        (folder / "done.json").write_text(json.dumps(
+            {"config": asdict(config), "recipe": RECIPE_VERSION, "seconds": seconds}, indent=2))
+    return ReferenceRuns(
+        base=folder / "base", full=folder / "full", lora=folder / "lora",
+        steps=(0, *config.checkpoints),
+        train=(data["train"] + 1.0) / 2.0, holdout=(data["holdout"] + 1.0) / 2.0,
+        captions=data["train_captions"], unseen_captions=data["unseen_captions"],
+        class_captions=data["class_captions"], seconds=seconds,
+    )
+
+
+__all__ = [
+    "ReferenceRuns",
+    "TinyText2ImageConfig",
+    "build_components",
+    "build_runs",
+    "digits16",
+    "encode_captions",
+    "finetune",
+    "load_pipeline_parts",
+    "save_pipeline",
+    "train_denoiser",
+    "write_tokenizer",
+]

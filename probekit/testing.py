@@ -496,13 +496,18 @@ def _conformance_features() -> Iterator[str]:
 
 @dataclass
 class _Context:
+    """What the checks of one :func:`check_measure` call share: the measure, its data, and
+    runs computed once and reused by several checks (so the suite stays fast)."""
+
     cls: type[Measure]
     kind: str
     settings: dict[str, Any]
     data: ConformanceData
     rtol: float
-    base: Result | None = None
+    #: Seeds of the generators created during the run with each settings seed.
     seeds: dict[int, list[str | None]] = field(default_factory=dict)
+    _base: Result | None = None
+    _other: tuple[Measure, Result] | None = None
 
     def make(self, **overrides: Any) -> Measure:
         return self.cls({**self.settings, **overrides})
@@ -510,6 +515,46 @@ class _Context:
     @property
     def reference(self) -> np.ndarray:
         return _reference(self.cls, self.data)
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
+
+    @property
+    def other_dtype(self) -> type:
+        return np.float32 if self.data.samples.dtype == np.float64 else np.float64
+
+    def base(self) -> Result:
+        """The result on the data (batch_size 1024, the settings' seed)."""
+        if self._base is None:
+            self._base = self.watched_run(self.seed, self.data.samples.dtype.type)
+        return self._base
+
+    def watched_run(self, seed: int, dtype: type) -> Result:
+        """Prepare and evaluate on a copy of the data in ``dtype``, recording the seeds of the
+        generators created meanwhile, and check that the copy is left unchanged."""
+        data = _as_dtype(self.data, dtype)
+        kept = _as_dtype(data, dtype)
+        log: list[str | None] = []
+        with _watch_seeds(log):
+            result = _run(self.make(batch_size=1024, seed=seed), data)
+        self.seeds[seed] = log
+        for name in ("train", "holdout", "samples"):
+            assert np.array_equal(getattr(data, name), getattr(kept, name)), (
+                f"no-mutation: the measure changed its {np.dtype(dtype).name} {name} input in "
+                "place; work on a copy (check_array returns its input itself when the dtype "
+                "already matches)")
+        return result
+
+    def other(self) -> tuple[Measure, Result]:
+        """A freshly prepared instance after exactly one ``evaluate`` — of the other set
+        (:func:`_other`) — and that result."""
+        if self._other is None:
+            measure = _prepare(self.make(batch_size=1024), self.reference, self.data)
+            which = _other(self)
+            self._other = (measure, _evaluate(measure, getattr(self.data, which), self.data,
+                                              which))
+        return self._other
 
 
 def _check_metadata(ctx: _Context) -> None:
@@ -554,26 +599,16 @@ def _check_invalid_input(ctx: _Context) -> None:
 
 
 def _check_determinism(ctx: _Context) -> None:
-    seed = int(ctx.settings.get("seed", 0))
-    log: list[str | None] = []
-    with _watch_seeds(log):
-        ctx.base = _run(ctx.make(batch_size=1024), ctx.data)
-    ctx.seeds[seed] = log
     again = _run(ctx.make(batch_size=1024), ctx.data)
-    _assert_same(ctx.base, again, "same seed, same inputs", rtol=0)
+    _assert_same(ctx.base(), again, "same seed, same inputs", rtol=0)
 
 
 def _check_seed(ctx: _Context) -> None:
-    seed = int(ctx.settings.get("seed", 0))
-    if seed not in ctx.seeds:
-        ctx.seeds[seed] = []
-        with _watch_seeds(ctx.seeds[seed]):
-            _run(ctx.make(batch_size=1024), ctx.data)
-    log: list[str | None] = []
-    with _watch_seeds(log):
-        _run(ctx.make(batch_size=1024, seed=seed + 1), ctx.data)
-    ctx.seeds[seed + 1] = log
-    first = ctx.seeds.get(seed, [])
+    seed = ctx.seed
+    ctx.base()
+    if seed + 1 not in ctx.seeds:
+        ctx.watched_run(seed + 1, ctx.other_dtype)
+    first, log = ctx.seeds[seed], ctx.seeds[seed + 1]
     if None in first or None in log:
         raise AssertionError(
             "seed: a random generator was created without a seed (fresh OS entropy); seed it "
@@ -587,22 +622,20 @@ def _check_seed(ctx: _Context) -> None:
 
 
 def _check_batch_size(ctx: _Context) -> None:
-    base = ctx.base or _run(ctx.make(batch_size=1024), ctx.data)
     small = _run(ctx.make(batch_size=7), ctx.data)
-    _assert_same(base, small, "batch_size 1024 vs 7", rtol=ctx.rtol)
+    _assert_same(ctx.base(), small, "batch_size 1024 vs 7", rtol=ctx.rtol)
     if "chunk_size" in ctx.cls.Settings.model_fields:
         chunked = _run(ctx.make(batch_size=1024, chunk_size=5), ctx.data)
-        _assert_same(base, chunked, "chunk_size default vs 5", rtol=ctx.rtol)
+        _assert_same(ctx.base(), chunked, "chunk_size default vs 5", rtol=ctx.rtol)
 
 
 def _check_result_fields(ctx: _Context) -> None:
-    _check_result(ctx.cls, ctx.base or _run(ctx.make(batch_size=1024), ctx.data), "result")
+    _check_result(ctx.cls, ctx.base(), "result")
 
 
 def _check_provenance(ctx: _Context) -> None:
     cls = ctx.cls
-    base = ctx.base or _run(ctx.make(batch_size=1024), ctx.data)
-    prov = base.provenance
+    prov = ctx.base().provenance
     assert prov.measure == cls.name, "provenance.measure must be the registry name"
     assert prov.plugin not in ("", "unregistered"), "provenance.plugin is not stamped"
     assert prov.plugin_version not in ("",), "provenance.plugin_version is empty"
@@ -614,15 +647,8 @@ def _check_provenance(ctx: _Context) -> None:
 
 
 def _check_no_mutation(ctx: _Context) -> None:
-    for dtype in (np.float64, np.float32):
-        data = _as_dtype(ctx.data, dtype)
-        kept = _as_dtype(data, dtype)
-        _run(ctx.make(), data)
-        for name in ("train", "holdout", "samples"):
-            assert np.array_equal(getattr(data, name), getattr(kept, name)), (
-                f"no-mutation: the measure changed its {np.dtype(dtype).name} {name} input in "
-                "place; work on a copy (check_array returns its input itself when the dtype "
-                "already matches)")
+    ctx.base()  # float32 conformance data: a float32 copy, checked after the run
+    ctx.watched_run(ctx.seed + 1, ctx.other_dtype)  # and a float64 one (run with another seed)
 
 
 def _other(ctx: _Context) -> str:
@@ -633,16 +659,13 @@ def _other(ctx: _Context) -> str:
 
 def _check_hidden_state(ctx: _Context) -> None:
     data, which = ctx.data, _other(ctx)
-    other = getattr(data, which)
-    measure = _prepare(ctx.make(), ctx.reference, data)
-    first = _evaluate(measure, data.samples, data)
-    second = _evaluate(measure, other, data, which)
-    third = _evaluate(measure, data.samples, data)
-    _assert_same(first, third, "hidden-state: evaluate(a) after evaluate(b) changed",
-                 rtol=ctx.rtol)
-    fresh = _evaluate(_prepare(ctx.make(), ctx.reference, data), other, data, which)
-    _assert_same(second, fresh, "hidden-state: evaluate(b) after evaluate(a) differs from "
-                 "evaluate(b) on a freshly prepared instance", rtol=ctx.rtol)
+    measure, first_b = ctx.other()
+    a = _evaluate(measure, data.samples, data)
+    _assert_same(ctx.base(), a, "hidden-state: evaluate(a) after evaluate(b) differs from "
+                 "evaluate(a) on a freshly prepared instance", rtol=ctx.rtol)
+    b = _evaluate(measure, getattr(data, which), data, which)
+    _assert_same(first_b, b, "hidden-state: evaluate(b) after evaluate(a) differs from the "
+                 "first evaluate(b)", rtol=ctx.rtol)
 
 
 def _check_reset(ctx: _Context) -> None:
@@ -650,26 +673,21 @@ def _check_reset(ctx: _Context) -> None:
         return
     data = ctx.data
     other = getattr(data, _other(ctx))
-    metric = _prepare(ctx.make(), ctx.reference, data)
+    metric = _prepare(ctx.make(batch_size=1024), ctx.reference, data)
     assert isinstance(metric, Metric)
     metric.reset()
     metric.update(data.samples)
     metric.compute()
     metric.reset()
     metric.update(other)
-    after_reset = metric.compute()
-    fresh = _prepare(ctx.make(), ctx.reference, data)
-    assert isinstance(fresh, Metric)
-    fresh.reset()
-    fresh.update(other)
-    _assert_same(after_reset, fresh.compute(), "reset: reset() does not clear the sample state "
-                 "(the result after reset + update(b) differs from a fresh update(b))",
-                 rtol=ctx.rtol)
+    _assert_same(ctx.other()[1], metric.compute(), "reset: reset() does not clear the sample "
+                 "state (the result after reset + update(b) differs from evaluate(b) on a "
+                 "freshly prepared instance)", rtol=ctx.rtol)
 
 
 def _check_reference_state(ctx: _Context) -> None:
     data = ctx.data
-    prepared = _prepare(ctx.make(), ctx.reference, data)
+    prepared = ctx.other()[0]
     state = prepared.reference_state()
     if state is None:
         return
@@ -685,7 +703,7 @@ def _check_reference_state(ctx: _Context) -> None:
         raise AssertionError(
             f"reference-state: the state must survive an .npz file without pickling ({exc}); "
             "return numeric arrays") from exc
-    restored = ctx.make().load_reference_state(restored_state)
+    restored = ctx.make(batch_size=1024).load_reference_state(restored_state)
     assert restored is not None, "reference-state: load_reference_state must return self"
     try:
         from_cache = _evaluate(restored, data.samples, data)
@@ -696,9 +714,9 @@ def _check_reference_state(ctx: _Context) -> None:
             f"reference-state: evaluate after load_reference_state (a cache hit, which skips "
             f"prepare) raised {type(exc).__name__}: {exc}; restore everything evaluate "
             "needs") from exc
-    _assert_same(_evaluate(prepared, data.samples, data), from_cache,
+    _assert_same(ctx.base(), from_cache,
                  "reference-state: a measure restored from reference_state() (a cache hit, "
-                 "which skips prepare) evaluates differently from the prepared one",
+                 "which skips prepare) evaluates differently from a prepared one",
                  rtol=ctx.rtol)
 
 

@@ -276,7 +276,7 @@ def test_the_correct_toys_pass():
     (InvertedCI, "result", "is inverted"),
     (CIMissesValue, "result", "does not contain its value"),
     (ShortPerSample, "result", r"per-sample array 'd1' has shape \(95,\), but 96 samples"),
-    (RemembersFirstCall, "hidden-state", "evaluate.b. after evaluate.a. differs"),
+    (RemembersFirstCall, "hidden-state", "evaluate.a. after evaluate.b. differs"),
     (MutatesFloat64, "no-mutation", "changed its float64 train input"),
     (ImagesOnly, "timeseries", "must run on time series"),
     (ClaimsPixels, "feature-space", "provenance.feature_space is 'pixels'"),

@@ -17,7 +17,7 @@ from probekit.cli import Handler, _Parser, command, load_input
 
 def _load_train(path: str):
     """A ``.npy`` is memory-mapped (read chunk by chunk); other formats are read whole."""
-    from probekit.validation import check_input_path, infer_modality
+    from probekit.validation import check_compatible_sets, check_input_path
 
     p = check_input_path(path, who="index build", name="--train")  # a pipe would never end
     train = None
@@ -31,8 +31,28 @@ def _load_train(path: str):
             train = np.load(p, mmap_mode="r", allow_pickle=False)
     if train is None:
         train = load_input(path, what="train")
-    infer_modality(train)  # 2, 3 or 4 dimensions, or one line saying so
+    # numbers, 2 to 4 dimensions, no empty axis: or one line saying what is wrong
+    check_compatible_sets({"--train": train}, who="index build")
+    _check_finite(train)
     return train
+
+
+def _check_finite(train, rows: int = 1 << 16) -> None:
+    """Refuse NaN or inf before anything is written, reading a memory-mapped set in chunks."""
+    import numpy as np
+
+    from probekit.errors import ValidationError
+
+    if train.dtype.kind != "f":
+        return
+    for start in range(0, len(train), rows):
+        chunk = np.asarray(train[start:start + rows])
+        bad = ~np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+        if bad.any():
+            raise ValidationError(
+                f"index build: --train must be finite; row {start + int(np.argmax(bad))} holds "
+                "NaN or inf. Drop or repair those rows."
+            )
 
 
 @command("index", help="build or inspect an on-disk feature index for neighbour search")

@@ -313,3 +313,21 @@ def test_another_thread_waits_for_loading(tmp_path, make_dist, monkeypatch, fres
     assert "nn-ratio-tight" in module.SEEN[0]  # loaded after 'threaded', seen by the thread
     record = next(r for r in _plugins.get_host().records if r.name == "threaded")
     assert record.status == "loaded" and record.provides == {"hook": ["checkpoint_evaluated"]}
+
+
+@pytest.mark.parametrize("case", ["registers-nn-ratio", "entry-point-nn-ratio"])
+def test_the_advertised_way_out_silences_the_warning(case, planted, tmp_path, make_dist,
+                                                      monkeypatch, fresh_host):
+    monkeypatch.syspath_prepend(str(_install(make_dist, tmp_path / "site", case)))
+    with pytest.warns(PluginLoadWarning) as caught:
+        registries()
+    way_out = re.search(r"PROBEKIT_DISABLE_PLUGINS=(\S+) ", str(caught[0].message)).group(1)
+    monkeypatch.setenv("PROBEKIT_DISABLE_PLUGINS", way_out)
+    monkeypatch.setenv("PROBEKIT_STRICT_PLUGINS", "1")  # any warning would now be an error
+    _plugins.reset_host()
+    regs = registries()
+    assert regs.probes.entry("nn-ratio").distribution == "probekit"
+    assert _f_mem(*planted) == 0.5
+    hidden = [r for r in _plugins.get_host().records if r.distribution != "probekit"]
+    assert [(r.status, r.error) for r in hidden] == [
+        ("skipped", "disabled by PROBEKIT_DISABLE_PLUGINS")]

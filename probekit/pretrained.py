@@ -105,21 +105,22 @@ def file_sha256(path: str | os.PathLike) -> str:
 def load_state_dict(path: Path, who: str) -> dict[str, Any]:
     """A state dict from ``.safetensors``, or from a pickle with ``weights_only=True`` (a
     ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped)."""
-    import torch
+    from probekit.io import load_torch_file
+    from probekit.validation import check_input_path, one_line
 
-    try:
-        if path.suffix == ".safetensors":
+    if path.suffix != ".safetensors":  # torch: pickled objects refused in one line
+        state: Any = load_torch_file(path, who=who)
+    else:
+        check_input_path(path, who=who, name="weights", kind="file")
+        try:
             from safetensors.torch import load_file
 
-            state: Any = load_file(str(path), device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputFileError(
-            f"{who}: cannot read weights {str(path)!r} safely ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Give a .safetensors file or a "
-            "plain state dict (.pth/.bin)."
-        ) from None
+            state = load_file(str(path), device="cpu")
+        except Exception as exc:
+            raise InputFileError(
+                f"{who}: cannot read weights {str(path)!r} ({type(exc).__name__}: "
+                f"{one_line(exc, limit=160)}). Is the .safetensors file complete?"
+            ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -429,13 +429,13 @@ def _subfolder(base: Path, name: str, who: str) -> Path:
 
 def load_lora_state_dict(path: Path) -> dict[str, Any]:
     """A LoRA state dict from safetensors, or from a ``.bin`` with ``weights_only=True``."""
-    import torch
-
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path), device="cpu")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from probekit.io import load_torch_file
+
+    state = load_torch_file(path, who="diffusers-text2image")  # pickles refused in one line
     if not isinstance(state, dict):
         raise InputFileError(f"diffusers-text2image: {str(path)!r} must hold a state dict; got "
                              f"{type(state).__name__}.")

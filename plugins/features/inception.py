@@ -152,8 +152,6 @@ def load_fid_inception(
     Returns ``(model, sha256 of the file)``. Models are cached by path, size and modification
     time, so preparing several metrics reads the file once.
     """
-    import torch
-
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, device, dims, optimize)
@@ -162,12 +160,13 @@ def load_fid_inception(
             _MODELS.move_to_end(key)
             return _MODELS[key]
         sha = sha256_file(path)
+        from probekit.io import load_torch_file
+
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+            state = load_torch_file(path, who="inception")  # one line, never torch's advice
+        except InputFileError as exc:
             raise InputFileError(
-                f"inception: cannot read the weights file {str(path)!r}: "
-                f"{type(exc).__name__}: {exc}. Replace it with pytorch-fid's {WEIGHTS_FILENAME}."
+                f"{exc} Replace it with pytorch-fid's {WEIGHTS_FILENAME}."
             ) from None
         model = _build_offline(state, path, dims).to(device).eval()
         if optimize:

@@ -354,6 +354,9 @@ def train(
     """
     started = time.perf_counter()
     cfg.validate()
+    from probekit.validation import check_output_dir
+
+    check_output_dir(out, who="reference train", name="out")  # before data or files
     if stop_after_mem is not None and callback is None:
         raise ValidationError(
             "reference train: stop_after_mem needs a callback that returns the "

@@ -57,6 +57,7 @@ from probekit.errors import (
     ConfigMismatchError,
     DataWarning,
     InputFileError,
+    MissingResourceError,
     ValidationError,
 )
 from probekit.neighbors import (
@@ -960,8 +961,12 @@ class FeatureIndex:
                 ivf_bytes = (self.path / sh["ivf"]).stat().st_size if (
                     self.mode == "approximate" and sh.get("ivf")) else 0
                 need = ivf_bytes + 2 * self.chunk_rows * self.dim * 4 + (64 << 20)
-                self._actors.append(server.options(memory=need).remote(
-                    str(self.path.resolve()), sh, self.chunk_rows, self.mode == "approximate"))
+                # a lost node: Ray restarts the actor elsewhere and retries the call (the
+                # shard files are on shared storage; the actor holds no other state)
+                self._actors.append(server.options(
+                    memory=need, max_restarts=2, max_task_retries=2,
+                ).remote(str(self.path.resolve()), sh, self.chunk_rows,
+                         self.mode == "approximate"))
         return self._actors
 
     def _fan_out(self, method: str, q: np.ndarray, *args: Any
@@ -972,7 +977,17 @@ class FeatureIndex:
 
         ray = import_ray()
         ref = ray.put(q)
-        return ray.get([getattr(a, method).remote(ref, *args) for a in self._ray_actors()])
+        futures = [getattr(a, method).remote(ref, *args) for a in self._ray_actors()]
+        try:
+            return ray.get(futures)
+        except ray.exceptions.RayError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise MissingResourceError(
+                f"index: a shard of {str(self.path)!r} could not be searched by its Ray actor "
+                f"({type(exc).__name__}: {first}); Ray retried it twice. Check that every node "
+                "sees the index at the same path and has the memory, or search without "
+                "index_ray."
+            ) from None
 
     def close(self) -> None:
         """Stop the shard actors (and a local Ray instance started for them); close files."""

@@ -310,6 +310,10 @@ def test_ray_shards_equal_local(tmp_path, data, ray_instance):
         np.testing.assert_array_equal(a[1], b[1])
         np.testing.assert_array_equal(a[0], b[0])
         assert served.provenance()["index_served_by"] == "ray"
+        # a lost worker: Ray restarts the shard's actor and the search gives the same answer
+        ray_instance.kill(served._actors[1], no_restart=False)
+        c = served.search(queries, 2)
+        np.testing.assert_array_equal(a[1], c[1])
     with FeatureIndex.open(out, nprobe=2, recall_floor=0.0) as local, FeatureIndex.open(
             out, nprobe=2, recall_floor=0.0, ray="auto") as served:
         a, b = local.search(queries, 2), served.search(queries, 2)

@@ -240,6 +240,9 @@ def discover_series(source: str | Path, *, steps: Iterable[int] | str | None = N
             f"series: {str(path)!r} does not exist. Pass a folder of checkpoints "
             f"({', '.join(s.label for s in SCHEMES)}) or a .toml/.json manifest."
         )
+    from probekit.validation import check_input_path
+
+    check_input_path(path, who="series", name="path")  # a pipe or device would never end
     if path.is_dir():
         series = _discover_folder(path)
     elif path.suffix.lower() in MANIFEST_SUFFIXES:
@@ -311,8 +314,24 @@ def _discover_folder(folder: Path) -> Series:
         )
     ((label, entries),) = found.items()
     scheme = next(s for s in SCHEMES if s.label == label)
+    _refuse_special(entries, where=f"folder {str(folder)!r}")
     checkpoints = _unique_steps(entries, where=f"folder {str(folder)!r}")
     return Series(str(folder), label, checkpoints, scheme.default_adapter)
+
+
+def _refuse_special(entries: list[tuple[int, Path]], *, where: str) -> None:
+    """A checkpoint must be a regular file or a folder: a named pipe, socket or device would
+    make the evaluation wait forever when it is read."""
+    from probekit.validation import special_file_kind
+
+    for step, entry in entries:
+        special = special_file_kind(entry)
+        if special is not None:
+            raise InputFileError(
+                f"series: {where}: step {step} ({entry.name!r}) is {special}, not a regular "
+                "file or folder; reading it could wait forever. Replace it with the checkpoint "
+                "file."
+            )
 
 
 def _unique_steps(entries: list[tuple[int, Path]], *, where: str) -> tuple[Checkpoint, ...]:
@@ -371,6 +390,8 @@ def _read_manifest(path: Path) -> Series:
     if not entries:
         raise InputFileError(f"series: manifest {str(path)!r} lists no checkpoints.")
     checkpoints = _unique_steps(entries, where=f"manifest {str(path)!r}")
+    _refuse_special([(c.step, c.path) for c in checkpoints if c.path.exists()],
+                    where=f"manifest {str(path)!r}")
     missing = [c for c in checkpoints if not c.path.exists()]
     if missing:
         raise InputFileError(

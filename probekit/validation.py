@@ -201,6 +201,15 @@ def _special_kind(mode: int) -> str | None:
     return None
 
 
+def special_file_kind(path: str | os.PathLike) -> str | None:
+    """``"a named pipe"``, ``"a socket"``, ``"a character device"`` or ``"a block device"``
+    when ``path`` (links followed) is one; ``None`` for files, folders and missing paths."""
+    try:
+        return _special_kind(Path(path).stat().st_mode)
+    except OSError:
+        return None
+
+
 def check_input_path(path: str | os.PathLike, *, who: str, name: str,
                      kind: str = "any") -> Path:
     """Return ``path`` if it is an existing regular file (``kind="file"``), folder

@@ -6,6 +6,7 @@ with its one-line reason, the others evaluated."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -32,6 +33,7 @@ def root(tmp_path_factory):
         "mixed_series": ["step-1.npy", "ckpt-2.pt"],
         "huge_step": ["step-99999999999999999999.npy"],
         "ambiguous": ["step-1.npy", "step-01.npy"],
+        "pipe_step": ["step-1.npy"],
     }.items():
         folder = root / name
         folder.mkdir()
@@ -39,6 +41,9 @@ def root(tmp_path_factory):
             np.save(folder / f, np.zeros((4, 1, 4, 4), np.float32)) if f.endswith(".npy") \
                 else (folder / f).write_bytes(b"x")
         paths[name] = folder
+    os.mkfifo(paths["pipe_step"] / "step-2.npy")  # a checkpoint that is a named pipe
+    os.mkfifo(root / "pipe.json")  # a manifest that is one
+    paths["pipe_manifest"] = root / "pipe.json"
     manifests = {
         "bad_json": "{not json",
         "list_of_numbers": "[1, 2, 3]",
@@ -93,7 +98,7 @@ def _argv(paths, *extra, series=None, out=None):
 @pytest.mark.parametrize(("key", "message"), [
     ("missing", "does not exist"),
     ("file", "suffix-less file"),
-    ("fifo", "a series is a folder"),
+    ("fifo", "is a named pipe"),
     ("empty_series", "holds no checkpoints"),
     ("mixed_series", "mixes naming schemes"),
     ("huge_step", "beyond the largest step"),
@@ -106,6 +111,8 @@ def _argv(paths, *extra, series=None, out=None):
     ("missing_path", "do not exist"),
     ("empty_path", "non-empty string"),
     ("duplicate_key", "more than once"),
+    ("pipe_step", "step 2 .'step-2.npy'. is a named pipe"),
+    ("pipe_manifest", "is a named pipe"),
 ])
 def test_bad_series(case, key, message):
     root, paths = case

@@ -266,6 +266,25 @@ def test_bad_datasets(case, extra, message):
     assert_refused(argv, root, match=message)
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--n-samples", str(10**15)], "n_samples=1000000000000000 generated samples .* needs about"),
+    ([], "--steps must list the steps"),
+    (["--steps", "0:10"], "must be listed one by one"),
+])
+def test_a_sampler_function_with_absurd_settings(case, extra, message):
+    root, paths = case
+    sampler = root / "sampler.py"
+    if not sampler.exists():
+        sampler.write_text("import numpy as np\n\ndef generate(step, n, seed):\n"
+                           "    return np.zeros((n, 1, 4, 4), np.float32)\n")
+    extra = extra if any(e.startswith("--steps") for e in extra) or not extra else \
+        [*extra, "--steps", "0,1"]
+    argv = ["evaluate", f"{sampler}:generate", "--adapter", "callable", "--train",
+            str(paths["train"]), "--probes", "nn-ratio", "--out", str(root / "new-run"),
+            "--quiet", *extra]
+    assert_refused(argv, root, match=message)
+
+
 def test_the_series_and_data_must_match(case):
     root, paths = case
     argv = _argv(paths)

@@ -1,0 +1,94 @@
+"""Planted truth, not mocks: a latent text-to-image model really fine-tuned (fully and with a
+LoRA) on 8 captioned digits until it copies them. Expectations (issue 14): the training
+captions' copy fraction is near 0 at the first checkpoints and near 1 at the last, unseen
+captions stay near 0 at every checkpoint, the noise-magnitude detector separates training
+captions from unseen ones late in training (AUC >= 0.9), and tau_mem falls between the first
+and the last checkpoint. Copies are judged in pixel space at a threshold calibrated on held-out
+digits (the 99th percentile of their nearest-training cosine similarity: fresh real digits are,
+by construction, not copies)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from probekit import get_probe
+from probekit.timescales import estimate_tau_mem
+
+pytestmark = pytest.mark.slow
+
+METHODS = ("full", "lora")
+
+
+@pytest.fixture(scope="module")
+def copy_probe(runs):
+    probe = get_probe("prompt-copy")(features="pixels", threshold=1.0)
+    probe.prepare(runs.train, holdout=runs.holdout, train_conditions=runs.captions)
+    threshold = float(np.quantile(probe.holdout_similarity_, 0.99))
+    probe = get_probe("prompt-copy")(features="pixels", threshold=threshold)
+    return probe.prepare(runs.train, holdout=runs.holdout, train_conditions=runs.captions)
+
+
+def copy_rates(copy_probe, evaluations, method, step):
+    result = copy_probe.evaluate(evaluations.images(method, step),
+                                 conditions=evaluations.conditions)
+    train = evaluations.is_training
+    own = result.per_sample["own_similarity"][train] > copy_probe.settings.threshold
+    unseen = result.per_sample["copied"][~train]
+    return result, float(own.mean()), float(unseen.mean())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_captions_copy_late_and_unseen_captions_never(copy_probe, evaluations, runs,
+                                                               method):
+    first, last = runs.steps[0], runs.steps[-1]
+    _, own_first, unseen_first = copy_rates(copy_probe, evaluations, method, first)
+    result, own_last, unseen_last = copy_rates(copy_probe, evaluations, method, last)
+    assert own_first <= 0.1, own_first
+    assert own_last >= 0.9, own_last
+    assert unseen_first <= 0.1 and unseen_last <= 0.1, (unseen_first, unseen_last)
+    assert result.values["holdout_f_copy"] <= 0.011  # the threshold: 1% of fresh digits
+    assert set(result.per_sample["top_items"].tolist()) >= set(range(4))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tau_mem_lies_between_the_first_and_last_checkpoint(copy_probe, evaluations, runs,
+                                                            method):
+    steps = list(runs.steps)  # 0 (the base) ... the last checkpoint
+    curve, low, high = [], [], []
+    for step in steps:
+        result, _, _ = copy_rates(copy_probe, evaluations, method, step)
+        curve.append(result.value)
+        low.append(result.ci["f_copy"][0])
+        high.append(result.ci["f_copy"][1])
+    tau = estimate_tau_mem(steps, curve, ci_low=low, ci_high=high)  # default mem_level 1%
+    assert tau.estimate.status == "crossed", (tau.estimate, curve)
+    assert steps[0] < tau.estimate.step <= steps[-1], (tau.estimate, curve)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_noise_magnitude_separates_training_captions_late(evaluations, runs, method):
+    probe = get_probe("noise-magnitude")(n_steps=5)
+    probe.prepare(runs.train, train_conditions=runs.captions)
+    late = probe.evaluate(model=evaluations.handle(method, runs.steps[-1]),
+                          conditions=evaluations.conditions)
+    assert late.values["auc"] >= 0.9, late.values
+    early = probe.evaluate(model=evaluations.handle(method, runs.steps[0]),
+                           conditions=evaluations.conditions)
+    assert early.values["auc"] < late.values["auc"], (early.values, late.values)
+
+
+def test_extraction_of_training_captions_late(runs, evaluations):
+    conditions = [c for c in (*runs.captions[:4], *runs.unseen_captions[:4]) for _ in range(10)]
+    probe = get_probe("extraction")(min_clique=10).prepare(runs.train,
+                                                           train_conditions=runs.captions)
+    out = {}
+    for step in (runs.steps[0], runs.steps[-1]):
+        images = evaluations.handle("full", step).generate(len(conditions), seed=1,
+                                                           conditions=conditions)
+        out[step] = probe.evaluate(images, conditions=conditions)
+    first, last = out[runs.steps[0]], out[runs.steps[-1]]
+    assert first.values["n_extracted"] == 0
+    extracted = last.per_sample["matched_train_index"][::10][:4]
+    assert (extracted == np.arange(4)).sum() >= 3, last.values  # own images, re-emitted
+    assert (last.per_sample["clique_size"][40:] < 10).all()  # unseen captions are not

@@ -47,7 +47,7 @@ class DDPMAdapter(Adapter):
             model, alphas_cumprod(cfg.diffusion), step=int(ckpt["step"]), sample_shape=shape,
             ddim_steps=s.ddim_steps or cfg.sampler.ddim_steps,
             batch_size=s.batch_size or cfg.sampler.batch_size, clip=cfg.sampler.clip,
-            device=s.device,
+            device=s.device, bf16=cfg.sampler.autocast_bf16,
         )
 
 

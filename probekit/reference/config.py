@@ -14,6 +14,8 @@ Presets (``preset(name, n=...)``):
 * ``digits-small`` — ``digits`` with C = 16, for smoke tests.
 * ``gmm``, ``gmm-small`` — the Gaussian-mixture experiment (vectors in d = 8, the residual MLP of
   ``RunConfig.mlp`` instead of the U-Net); defined in :mod:`probekit.reference.gmm`.
+* ``mnist32``, ``mnist32-small`` — the paper's U-Net on the 5,000 real MNIST digits padded to
+  32×32 (dataset ``mnist32``); defined in :mod:`probekit.reference.mnist32`.
 * ``ts-sines``, ``ts-sines-small`` — the time-series DDPM (this U-Net with ``dims=1``,
   ``channels_last=True``) on the bundled ``sines`` series; defined in
   :mod:`probekit.reference.timeseries`.
@@ -31,8 +33,8 @@ from typing import Any
 
 from probekit.errors import UnknownNameError, ValidationError
 
-PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small", "ts-sines",
-           "ts-sines-small")
+PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small", "mnist32",
+           "mnist32-small", "ts-sines", "ts-sines-small")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class TrainConfig:
     ema_warmup: bool = False  # decay min(ema_decay, (1+s)/(10+s)) at step s (diffusers' EMAModel)
     seed: int = 0  # seed of initialisation, batches, timesteps and noise
     log_every: int = 100  # steps between two lines of stats.jsonl
+    autocast_bf16: bool = False  # forward passes under bf16 autocast (speed; changes numerics)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class SamplerConfig:
     batch_size: int = 1024  # samples per forward pass
     use_ema: bool = False  # sample with the EMA weights (needs TrainConfig.ema_decay)
     clip: tuple[float, float] | None = None  # clip each clean estimate to this data range
+    autocast_bf16: bool = False  # network evaluations under bf16 autocast (speed; numerics)
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,11 @@ def preset(
 
         return gmm_preset(name, n=n, width=width, optimizer=optimizer, lr=lr, steps=steps,
                           seed=seed, data_options=data_options)
+    if name in ("mnist32", "mnist32-small"):  # the paper's U-Net on real 32x32 digits
+        from probekit.reference.mnist32 import mnist32_preset
+
+        return mnist32_preset(name, n=n, width=width, optimizer=optimizer, lr=lr, steps=steps,
+                              seed=seed, data_options=data_options)
     if name == "celeba32":
         unet = UNetConfig(base_width=width or 32)
         optimizer = optimizer or "sgd"

@@ -44,10 +44,14 @@ def sample_timesteps(batch: int, num_timesteps: int, *, generator: torch.Generat
 
 
 def denoising_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   alpha_bar: torch.Tensor) -> torch.Tensor:
+                   alpha_bar: torch.Tensor, *,
+                   dropout_masks: list[torch.Tensor] | None = None) -> torch.Tensor:
     """``mean ||eps - eps_theta(x_t, t)||^2`` over every value: the plain MSE on the noise
-    (Ho et al. 2020, Eq. 14, "L_simple")."""
-    return torch.mean((noise - model(q_sample(x0, t, noise, alpha_bar), t)) ** 2)
+    (Ho et al. 2020, Eq. 14, "L_simple"), in float32 also under autocast. ``dropout_masks``
+    are handed to the U-Net (see :meth:`probekit.reference.unet.UNet.draw_dropout_masks`)."""
+    x_t = q_sample(x0, t, noise, alpha_bar)
+    eps = model(x_t, t) if dropout_masks is None else model(x_t, t, dropout_masks)
+    return torch.mean((noise - eps.float()) ** 2)
 
 
 __all__ = ["alphas_cumprod", "denoising_loss", "linear_betas", "q_sample", "sample_timesteps"]

@@ -36,11 +36,14 @@ class DiffusionHandle(ModelHandle):
         Clip each step's clean estimate to the data range (``None``: no clipping).
     device : str or torch.device
         Where the network runs.
+    bf16 : bool
+        Sample under bf16 autocast (``SamplerConfig.autocast_bf16``).
     """
 
     def __init__(self, model: nn.Module, alpha_bar: torch.Tensor, *, step: int,
                  sample_shape: tuple[int, ...], ddim_steps: int, batch_size: int = 1024,
-                 clip: tuple[float, float] | None = None, device: torch.device | str = "cpu"):
+                 clip: tuple[float, float] | None = None, device: torch.device | str = "cpu",
+                 bf16: bool = False):
         self.model = model
         self.step = int(step)
         self.alpha_bar_ = alpha_bar.double().cpu()
@@ -50,12 +53,14 @@ class DiffusionHandle(ModelHandle):
         self.batch_size = int(batch_size)
         self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
         self.device = torch.device(device)
+        self.bf16 = bool(bf16)
 
     def generate(self, n: int, seed: int) -> np.ndarray:
         """``n`` DDIM samples from the initial noise of ``seed`` (identical at every step)."""
         noise = initial_noise(int(n), self.sample_shape, int(seed))
         x = ddim_sample(self.model, noise, self.alpha_bar_, ddim_steps=self.ddim_steps,
-                        batch_size=self.batch_size, clip=self.clip, device=self.device)
+                        batch_size=self.batch_size, clip=self.clip, device=self.device,
+                        bf16=self.bf16)
         return x.numpy()
 
     def predict_noise(self, x_t: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -47,8 +47,11 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float,
 def ddim_sample(model: nn.Module, noise: torch.Tensor, alpha_bar: torch.Tensor, *,
                 ddim_steps: int, batch_size: int = 1024,
                 clip: tuple[float, float] | None = None,
-                device: torch.device | str = "cpu") -> torch.Tensor:
+                device: torch.device | str = "cpu", bf16: bool = False) -> torch.Tensor:
     """Run DDIM from ``noise`` (CPU tensor ``(n, ...)``) to samples, returned on the CPU.
+
+    ``bf16``: evaluate the network under bf16 autocast (its output is cast back to float32, so
+    the DDIM updates themselves stay in float32).
 
     The last update goes to ``alpha_bar = 1`` (Song et al.'s ``alpha_0 := 1``), i.e. returns the
     clean estimate ``x0_hat`` (clipped to ``clip`` when given). Each sample depends only on its
@@ -60,13 +63,16 @@ def ddim_sample(model: nn.Module, noise: torch.Tensor, alpha_bar: torch.Tensor, 
     was_training = model.training
     model.eval()
     out = []
+    device = torch.device(device)
     try:
         with torch.inference_mode():
             for start in range(0, len(noise), batch_size):
                 x = noise[start : start + batch_size].to(device)
                 for t, a_prev in zip(steps, targets, strict=True):
                     tt = torch.full((len(x),), t, dtype=torch.long, device=device)
-                    x = ddim_step(x, model(x, tt), abar[t], a_prev, clip)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        eps = model(x, tt)
+                    x = ddim_step(x, eps.float(), abar[t], a_prev, clip)
                 out.append(x.float().cpu())
     finally:
         model.train(was_training)

@@ -56,6 +56,10 @@ def default_measures(preset_name: str) -> SweepMeasures:
         from probekit.reference.timeseries import ts_measures
 
         return ts_measures(preset_name)
+    if preset_name in ("mnist32", "mnist32-small"):  # nn-ratio and fd on mnist32-cnn
+        from probekit.reference.mnist32 import mnist32_measures
+
+        return mnist32_measures()
     if preset_name in ("gmm", "gmm-small"):  # nn-ratio and the exact MMD to the mixture
         from probekit.reference.gmm import gmm_measures
 
@@ -75,7 +79,7 @@ def make_evaluator(cfg: RunConfig, run_dir: Path, measures: SweepMeasures, *,
         dataset_settings=cfg.data.settings(),
         probes=list(measures.probes),
         metrics=list(measures.metrics),
-        settings={k: dict(v) for k, v in measures.settings.items()},
+        measure_settings={k: dict(v) for k, v in measures.settings.items()},
         n_samples=cfg.sampler.n_samples,
         seed=cfg.sampler.seed,
         adapter="ddpm",

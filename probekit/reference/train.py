@@ -143,10 +143,14 @@ def network_sample_shape(cfg: RunConfig) -> tuple[int, ...]:
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum or Adam over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    return optimizer_for([p for p in model.parameters() if p.requires_grad], cfg)
+
+
+def optimizer_for(params: Sequence[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam over ``params`` (the batched ensemble's stacked tensors)."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+        return torch.optim.Adam(list(params), lr=cfg.lr)
+    return torch.optim.SGD(list(params), lr=cfg.lr, momentum=cfg.momentum)
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
@@ -272,8 +276,10 @@ def run_config_json(cfg: RunConfig, *, device: str) -> dict[str, Any]:
 
 
 def _same_recipe(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal up to the run length (a run may be extended)."""
-    a, b = copy.deepcopy(a), copy.deepcopy(b)
+    """Equal up to the run length (a run may be extended); fields added to the config since a
+    run was written compare at their defaults."""
+    a = RunConfig.from_dict(a).to_dict()
+    b = RunConfig.from_dict(b).to_dict()
     a["train"].pop("steps")
     b["train"].pop("steps")
     return a == b
@@ -296,6 +302,143 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, device: str) -> None:
                 "the same settings, or choose another --out folder."
             )
     atomic_write_json(config_file, run_config_json(cfg, device=device))
+
+
+# -- pieces shared by the plain loop and the batched ensemble ----------------------------------
+
+
+def load_training_data(cfg: RunConfig, device: torch.device) -> torch.Tensor:
+    """The training set of ``cfg`` on ``device`` (float32), checked against the network."""
+    from probekit.reference.data import load_splits
+
+    splits = load_splits(cfg.data)  # before the run directory exists: a data error leaves none
+    expected = network_sample_shape(cfg)
+    if tuple(splits.train.shape[1:]) != expected:
+        raise ValidationError(
+            f"reference train: dataset {cfg.data.dataset!r} has samples of shape "
+            f"{tuple(splits.train.shape[1:])} but the U-Net of preset {cfg.preset!r} expects "
+            f"{expected}. Use a preset made for this dataset, or set unet.resolution/in_channels."
+        )
+    return torch.from_numpy(np.ascontiguousarray(splits.train, dtype=np.float32)).to(device)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device; a clear error when CUDA is asked for and absent."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(
+            "reference train: device 'cuda' was asked for but torch sees no CUDA device. "
+            "Use --device cpu, or install a CUDA build of torch."
+        )
+    return device
+
+
+@dataclass
+class ResumePoint:
+    """Where a run directory stands: the step to continue from and its saved state."""
+
+    step: int  # 0 for a fresh run
+    checkpoint: dict[str, Any] | None  # the checkpoint holding the resume state (None: fresh)
+    mem_streak: int  # consecutive checkpoints with f_mem at the stop level
+
+    @property
+    def resumed(self) -> bool:
+        return self.checkpoint is not None
+
+
+def resume_points(out: Path, cfg: RunConfig) -> list[ResumePoint]:
+    """Every checkpoint of ``out`` that still holds resume state (at most ``cfg.train.steps``),
+    newest first."""
+    points = []
+    for s, p in reversed([(s, p) for s, p in list_checkpoints(out) if s <= cfg.train.steps]):
+        ckpt = load_checkpoint(p)
+        if "resume" in ckpt:
+            points.append(ResumePoint(s, ckpt, int(ckpt["resume"].get("mem_streak", 0))))
+    return points
+
+
+def is_finished(point: ResumePoint, cfg: RunConfig, stop_after_mem: float | None,
+                min_steps: int) -> bool:
+    """True when a run resumed at ``point`` has nothing left to train: it reached its step cap,
+    or it stopped on f_mem (two consecutive checkpoints at the level, saved in the resume
+    state) — a run that stopped stays stopped when run again."""
+    if point.step >= cfg.train.steps:
+        return True
+    return (point.resumed and stop_after_mem is not None and point.mem_streak >= 2
+            and point.step >= min_steps)
+
+
+def step_draws(step: int, data: torch.Tensor, cfg: RunConfig
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x0, t, noise)`` of optimizer step ``step``: the batch, its timesteps in 1 … T-1 and
+    its noise, each a pure function of ``(seed, step)`` (noise and t drawn on the CPU)."""
+    tc = cfg.train
+    g = _generator(tc.seed, 4, step)
+    x0 = data[batch_indices(step, len(data), tc).to(data.device)]
+    t = torch.randint(1, cfg.diffusion.num_timesteps, (len(x0),), generator=g)
+    noise = torch.randn(x0.shape, generator=g, dtype=torch.float32)
+    return x0, t.to(data.device), noise.to(data.device)
+
+
+def seed_dropout(step: int, cfg: TrainConfig) -> None:
+    """Seed the global generator that dropout draws from at ``step``."""
+    torch.manual_seed(_stream_seed(cfg.seed, 3, step))
+
+
+def checkpoint_payload(cfg: RunConfig, step: int, *, weights: dict[str, torch.Tensor],
+                       weights_kind: str, sample_shape: tuple[int, ...],
+                       resume: dict[str, Any]) -> dict[str, Any]:
+    """The dictionary a ``ckpt-<step>.pt`` file holds."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": cfg.to_dict(),
+        "step": step,
+        "weights": weights,
+        "weights_kind": weights_kind,
+        "sample_shape": list(sample_shape),
+        "resume": resume,
+    }
+
+
+def save_checkpoint(out: Path, step: int, payload: dict[str, Any], *,
+                    strip_older: bool = True) -> None:
+    """Write ``ckpt-<step>.pt``; with ``strip_older``, drop the resume state of the two
+    checkpoints before it (only the newest keeps it; two, because of a kill in between)."""
+    previous = [p for q, p in list_checkpoints(out) if q < step]
+    _save(checkpoint_path(out, step), payload)
+    if strip_older:
+        for p in previous[-2:]:
+            _strip_resume_state(p)
+
+
+def strip_resume_before(out: Path, step: int, *, keep: int = 0) -> None:
+    """Drop the resume state of the three checkpoints of ``out`` before ``step`` (older ones
+    hold none), keeping it in the newest ``keep`` of them."""
+    older = [p for q, p in list_checkpoints(out) if q < step]
+    for p in older[-3:][: max(0, min(3, len(older)) - keep)]:
+        _strip_resume_state(p)
+
+
+def compiled_loss(compile_mode: str | None) -> Callable[..., torch.Tensor]:
+    """:func:`~probekit.reference.diffusion.denoising_loss`, or its ``torch.compile`` (mode
+    ``"default"``, ``"reduce-overhead"`` — CUDA graphs on a GPU — or ``"max-autotune"``)."""
+    if compile_mode is None:
+        return denoising_loss
+    if compile_mode not in COMPILE_MODES:
+        raise ValidationError(
+            f"reference train: compile must be one of {', '.join(COMPILE_MODES)} or None; got "
+            f"{compile_mode!r}."
+        )
+    return torch.compile(denoising_loss, mode=compile_mode, dynamic=False)
+
+
+#: Modes of ``torch.compile`` accepted for the training step.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -332,6 +475,7 @@ def train(
     stop_after_mem: float | None = None,
     mem_measure: str = "nn-ratio",
     min_steps: int = 0,
+    compile_mode: str | None = None,
     quiet: bool = False,
 ) -> TrainOutcome:
     """Train (or resume) the run ``cfg`` into ``out``; see the module docstring.
@@ -351,6 +495,10 @@ def train(
         Stop once the callback's ``mem_measure`` headline is ``>= stop_after_mem`` at two
         consecutive checkpoints, but not before ``min_steps`` (so that runs of a sweep share a
         step range long enough to read tau_gen from).
+    compile_mode : str, optional
+        ``torch.compile`` the forward pass and loss of the training step with this mode
+        (``"reduce-overhead"`` uses CUDA graphs on a GPU). Dropout masks are drawn outside the
+        compiled code, so the random draws are those of the plain loop.
     """
     started = time.perf_counter()
     cfg.validate()
@@ -362,27 +510,11 @@ def train(
             "reference train: stop_after_mem needs a callback that returns the "
             f"{mem_measure!r} result (e.g. SeriesEvaluator.evaluate_checkpoint)."
         )
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValidationError(
-            "reference train: device 'cuda' was asked for but torch sees no CUDA device. "
-            "Use --device cpu, or install a CUDA build of torch."
-        )
-    from probekit.reference.data import load_splits
-
-    splits = load_splits(cfg.data)  # before the run directory exists: a data error leaves none
-    expected = network_sample_shape(cfg)
-    if tuple(splits.train.shape[1:]) != expected:
-        raise ValidationError(
-            f"reference train: dataset {cfg.data.dataset!r} has samples of shape "
-            f"{tuple(splits.train.shape[1:])} but the U-Net of preset {cfg.preset!r} expects "
-            f"{expected}. Use a preset made for this dataset, or set unet.resolution/in_channels."
-        )
+    device = check_device(device)
+    data = load_training_data(cfg, device)
     out = Path(out)
     _prepare_run_dir(out, cfg, str(device))
     tc = cfg.train
-    data = torch.from_numpy(np.ascontiguousarray(splits.train, dtype=np.float32)).to(device)
-    n = len(data)
     sample_shape = tuple(data.shape[1:])
 
     model = build_model(cfg).to(device)
@@ -390,21 +522,19 @@ def train(
     optimizer = build_optimizer(model, tc)
     alpha_bar = alphas_cumprod(cfg.diffusion)
     alpha_bar_dev = alpha_bar.float().to(device)
-    schedule = checkpoint_steps(cfg.schedule, tc.steps)
-    todo = set(schedule)
+    todo = set(checkpoint_steps(cfg.schedule, tc.steps))
+    loss_fn = compiled_loss(compile_mode)
 
-    step, mem_streak, resumed_from = 0, 0, None
-    resumable = [(s, p) for s, p in list_checkpoints(out) if s <= tc.steps]
-    for s, p in reversed(resumable):
-        ckpt = load_checkpoint(p)
-        if "resume" in ckpt:
-            resume = ckpt["resume"]
-            model.load_state_dict(resume.get("model", ckpt["weights"]))
-            if ema is not None:
-                ema.load_state_dict(ckpt["weights"])
-            optimizer.load_state_dict(resume["optimizer"])
-            step, mem_streak, resumed_from = s, int(resume.get("mem_streak", 0)), s
-            break
+    points = resume_points(out, cfg)
+    point = points[0] if points else ResumePoint(0, None, 0)
+    step, mem_streak = point.step, point.mem_streak
+    resumed_from = point.step if point.resumed else None
+    if point.checkpoint is not None:
+        resume = point.checkpoint["resume"]
+        model.load_state_dict(resume.get("model", point.checkpoint["weights"]))
+        if ema is not None:
+            ema.load_state_dict(point.checkpoint["weights"])
+        optimizer.load_state_dict(resume["optimizer"])
 
     sampling_model = ema if (ema is not None and cfg.sampler.use_ema) else model
 
@@ -412,13 +542,13 @@ def train(
         return DiffusionHandle(sampling_model, alpha_bar, step=s, sample_shape=sample_shape,
                                ddim_steps=cfg.sampler.ddim_steps,
                                batch_size=cfg.sampler.batch_size, clip=cfg.sampler.clip,
-                               device=device)
+                               device=device, bf16=cfg.sampler.autocast_bf16)
 
     log = (out / "stats.jsonl").open("a")
     # A run that already stopped on f_mem (two consecutive checkpoints at the level, saved in
     # the resume state) stays stopped: running it again must not train past that checkpoint.
-    stopped_before = (resumed_from is not None and stop_after_mem is not None
-                      and mem_streak >= 2 and step >= min_steps)
+    stopped_before = (point.resumed and stop_after_mem is not None and mem_streak >= 2
+                      and step >= min_steps)
     stopped = stopped_before
 
     def checkpoint(s: int) -> bool:
@@ -433,19 +563,10 @@ def train(
                                   "mem_streak": mem_streak}
         if sampling_model is not model:
             resume["model"] = _cpu_state(model)
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "config": cfg.to_dict(),
-            "step": s,
-            "weights": _cpu_state(sampling_model),
-            "weights_kind": "ema" if sampling_model is not model else "model",
-            "sample_shape": list(sample_shape),
-            "resume": resume,
-        }
-        previous = [p for q, p in list_checkpoints(out) if q < s]
-        _save(checkpoint_path(out, s), payload)
-        for p in previous[-2:]:  # only the newest one keeps resume state (two after a kill)
-            _strip_resume_state(p)
+        save_checkpoint(out, s, checkpoint_payload(
+            cfg, s, weights=_cpu_state(sampling_model),
+            weights_kind="ema" if sampling_model is not model else "model",
+            sample_shape=sample_shape, resume=resume))
         record = {"event": "checkpoint", "step": s, "time": time.time()}
         if f_mem is not None:
             record[mem_measure] = f_mem
@@ -467,12 +588,12 @@ def train(
         train_time, loss_sum, loss_count, window_start = 0.0, 0.0, 0, step
         while step < tc.steps and not stopped:
             t0 = time.perf_counter()
-            torch.manual_seed(_stream_seed(tc.seed, 3, step))  # dropout
-            g = _generator(tc.seed, 4, step)
-            x0 = data[batch_indices(step, n, tc).to(device)]
-            t = torch.randint(1, cfg.diffusion.num_timesteps, (len(x0),), generator=g)
-            noise = torch.randn(x0.shape, generator=g, dtype=torch.float32)
-            loss = denoising_loss(model, x0, t.to(device), noise.to(device), alpha_bar_dev)
+            seed_dropout(step, tc)
+            x0, t, noise = step_draws(step, data, cfg)
+            masks = model.draw_dropout_masks(len(x0), device) \
+                if compile_mode is not None and hasattr(model, "draw_dropout_masks") else None
+            with autocast(device, tc.autocast_bf16):
+                loss = loss_fn(model, x0, t, noise, alpha_bar_dev, dropout_masks=masks)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -525,7 +646,9 @@ def describe(cfg: RunConfig) -> str:
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "COMPILE_MODES",
     "RUN_KIND",
+    "ResumePoint",
     "TrainOutcome",
     "batch_indices",
     "build_model",
@@ -538,6 +661,7 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "network_sample_shape",
+    "optimizer_for",
     "run_config_json",
     "train",
 ]

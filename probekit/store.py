@@ -426,7 +426,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
-        self._file: Any = None
+        self._fd: int | None = None
 
     def acquire(self) -> RunLock:
         try:
@@ -436,29 +436,32 @@ class RunLock:
         import os
         import socket
 
-        f = open(self.run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            f.seek(0)
-            holder = " ".join(f.read().split())[:120] or "another process"
-            f.close()
+            holder = " ".join(os.read(fd, 200).decode("utf-8", "replace").split())[:120]
+            os.close(fd)
             raise ValidationError(
                 f"out: run directory {str(self.run_dir)!r} is in use by another evaluation "
-                f"({holder}); wait for it to finish (the same command then resumes), or choose "
-                "another --out."
+                f"({holder or 'another process'}); wait for it to finish (the same command then "
+                "resumes), or choose another --out."
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        self._file = f
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._fd = fd
         return self
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing the descriptor releases the flock
-            self._file = None
+        """Release the lock (closing the descriptor releases the flock)."""
+        if self._fd is not None:
+            import os
+
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:  # an evaluator dropped without close() frees its directory
+        self.release()
 
 
 # -- the store --------------------------------------------------------------------------------

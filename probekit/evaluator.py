@@ -176,6 +176,17 @@ def check_run_settings(settings: EvaluationSettings, measures: Sequence[Any], n_
             check_measure_spec(spec, known, what=what)
 
 
+def check_devices(plugins: Sequence[Any]) -> None:
+    """Every torch device a plugin's settings name (``device=cuda``) is present, before any
+    checkpoint is loaded (the syntax was checked by the settings model)."""
+    from probekit.validation import check_device
+
+    for plugin in plugins:
+        device = getattr(getattr(plugin, "settings", None), "device", None)
+        if isinstance(device, str) and device != "cpu":
+            check_device(device, who=str(getattr(plugin, "name", "plugin")), name="device")
+
+
 def check_sample_memory(n_samples: int, sample_shape: Sequence[int]) -> None:
     """Refuse an ``n_samples`` whose generated samples would not fit in memory (float64, the
     widest a measure converts them to), before any work."""
@@ -257,6 +268,7 @@ class SeriesEvaluator:
         self.measures = build_measures(s, instances)
         self.measure_names = [m.name for m in self.measures]
         check_run_settings(s, self.measures, self.n_samples, self.out)
+        check_devices([self.adapter, *self.measures])
         data = _load_data(train, holdout, s)
         self.train, self.holdout = self._check_data(data)
         self.modality = _modality_of(self.train if self.train is not None else self.holdout)
@@ -307,6 +319,7 @@ class SeriesEvaluator:
                 Path(s.cache_dir) if s.cache_dir is not None else
                 self.out / CACHE_DIR / "reference")
         # everything is validated: only now is anything written
+        self._created = not self.out.exists()  # removed again if preparing is refused
         self.store = RunStore.open(self.out, config, overwrite=overwrite)
         self._finished = self.store.finished()
         self._prepared: set[str] = set()
@@ -392,6 +405,22 @@ class SeriesEvaluator:
                 self.prepare_log[measure.name] = (outcome.source, time.perf_counter() - t0)
                 self._prepared.add(measure.name)
                 bar.update()
+
+    def _prepare_or_undo(self, names: Iterable[str]) -> None:
+        """:meth:`_prepare`; when it refuses the input (missing weights, a reference too small
+        for a measure) before anything was evaluated, a run directory this evaluator created
+        is removed again, so that a refused command leaves the file system as it found it."""
+        from probekit.errors import ProbekitError
+
+        try:
+            self._prepare(names)
+        except ProbekitError:
+            if self._created and not self._finished and not self.failures:
+                import shutil
+
+                self.close()
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
 
     def context(self) -> EvaluationContext:
         """The run-wide side of every checkpoint task (prepared measures, adapter, shapes)."""
@@ -544,7 +573,7 @@ class SeriesEvaluator:
             executor = executor or self.executor
             own_executor = executor is None
             try:
-                self._prepare({n for c in todo for n in self.pending(c.step)})
+                self._prepare_or_undo({n for c in todo for n in self.pending(c.step)})
                 if own_executor:
                     from probekit.executors import make_executor
 

@@ -13,7 +13,7 @@ import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -578,3 +578,22 @@ def check_compatible_sets(sets: Mapping[str, Any], *, who: str, modality: str = 
             f"{tuple(given[names[0]].shape)}. Choose a measure for this data (`probekit list`)."
         )
     return kind
+
+
+def _device_syntax(value: str) -> str:
+    text = str(value).strip()
+    if _DEVICE.match(text) is None:
+        raise ValueError(f"must be cpu, cuda, cuda:N or mps; got {value!r}")
+    return text
+
+
+def _torch_device_type() -> Any:
+    import pydantic
+
+    return Annotated[str, pydantic.AfterValidator(_device_syntax)]
+
+
+#: Settings field type of a torch device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (checked when
+#: the settings are made; whether the device is present is checked where it is used, with
+#: :func:`check_device`).
+TorchDevice = _torch_device_type()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pydantic
 
 from probekit import Adapter, Checkpoint, Settings, hookimpl
+from probekit.validation import TorchDevice
 
 
 class DDPMAdapterSettings(Settings):
-    device: str = pydantic.Field("cpu", description="torch device the network runs on")
+    device: TorchDevice = pydantic.Field("cpu", description="torch device the network runs on")
     ddim_steps: int | None = pydantic.Field(
         None, ge=1, description="DDIM steps per sample (default: the run's sampler setting)"
     )

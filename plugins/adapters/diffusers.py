@@ -26,7 +26,7 @@ import pydantic
 from probekit import Adapter, Checkpoint, ModelHandle, Settings, hookimpl
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
 from probekit.progress import progress
-from probekit.validation import describe
+from probekit.validation import TorchDevice, describe
 
 SUPPORTED_MODELS = ("UNet2DModel", "UNet1DModel")
 
@@ -43,7 +43,7 @@ class DiffusersAdapterSettings(Settings):
     num_inference_steps: int = pydantic.Field(50, ge=1, description="sampling steps")
     eta: float = pydantic.Field(0.0, ge=0.0, le=1.0, description="DDIM eta (0: deterministic)")
     batch_size: int = pydantic.Field(256, gt=0, description="samples per network call")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
+    device: TorchDevice = pydantic.Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
 
 
 def _import_diffusers():

@@ -48,7 +48,7 @@ import pydantic
 from probekit import Adapter, Checkpoint, Settings, hookimpl
 from probekit.conditions import Condition, ConditionalModelHandle, initial_noise
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
-from probekit.validation import describe
+from probekit.validation import TorchDevice, describe
 
 #: Samplers offered, with the diffusers scheduler class each is built from.
 SAMPLERS = {"ddim": "DDIMScheduler", "dpm-solver": "DPMSolverMultistepScheduler"}
@@ -97,7 +97,7 @@ class GuidedSamplingSettings(Settings):
         8, gt=0, description="samples per network call (guidance doubles the batch)"
     )
     vae_batch_size: int = pydantic.Field(8, gt=0, description="latents per VAE decode call")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
+    device: TorchDevice = pydantic.Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'")
     dtype: Literal["float32", "float16", "bfloat16"] = pydantic.Field(
         "float32", description="network dtype (float16 needs a GPU); latents stay float32"
     )

@@ -37,7 +37,7 @@ import pydantic
 
 from probekit import FeatureExtractor, Settings, hookimpl
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
-from probekit.validation import check_array
+from probekit.validation import TorchDevice, check_array
 
 #: File name of pytorch-fid's weights (the name its download would use in the torch hub cache).
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -88,7 +88,7 @@ class InceptionSettings(Settings):
         2048, description="feature block as pytorch-fid's --dims (2048 = pool3, FID)"
     )
     batch_size: int = pydantic.Field(50, gt=0, description="images per network forward")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
+    device: TorchDevice = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
     optimize: bool = pydantic.Field(
         True, description="fold batch norms into convolutions, channels-last layout (faster; "
         "same function up to float32 rounding)"

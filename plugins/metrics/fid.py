@@ -28,6 +28,7 @@ from probekit_plugins.metrics.fd import FrechetDistance
 
 from probekit import FeatureExtractor, MeasureSettings, Result, hookimpl
 from probekit.features import resolve_extractor
+from probekit.validation import TorchDevice
 
 #: Fraction of values outside ``value_range`` above which the result carries a warning (a few
 #: overshooting samples are normal for diffusion models; a wrong range clips half the values).
@@ -49,7 +50,7 @@ class FrechetInceptionDistanceSettings(MeasureSettings):
         2048, description="Inception block as pytorch-fid's --dims; 2048 (pool3) is FID"
     )
     forward_batch_size: int = pydantic.Field(50, gt=0, description="images per network forward")
-    device: str = pydantic.Field("cpu", description="torch device for the network")
+    device: TorchDevice = pydantic.Field("cpu", description="torch device for the network")
     optimize: bool = pydantic.Field(
         True, description="batch norms folded into convolutions, channels-last (faster; the "
         "same network up to float32 rounding)"

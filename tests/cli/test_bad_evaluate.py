@@ -239,6 +239,11 @@ def test_a_run_made_with_other_settings(case):
     (["--set", "k=1"], "MEASURE.KEY=VALUE"),
     (["--adapter", "nope"], "unknown adapter 'nope'"),
     (["--adapter-set", "bogus=1"], "unknown option 'bogus'"),
+    (["--metrics", "fid", "--set", "fid.device=bogus"], "must be cpu, cuda, cuda:N or mps"),
+    (["--metrics", "fid", "--set", "fid.device=cuda:7"], "'cuda:7' is not available"),
+    # refused while preparing (no inception weights): the new run directory is removed again
+    (["--metrics", "fd", "--set", "fd.features=inception"], "inception"),
+    (["--metrics", "prdc", "--set", "prdc.k=30"], "prdc"),
     (["--dataset", "nope"], "give either a dataset"),
     (["--dataset-set", "n_train=4"], "without a dataset"),
     (["--no-cache", "--cache-dir", "somewhere"], "choose one"),

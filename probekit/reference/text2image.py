@@ -84,6 +84,7 @@ class TinyText2ImageConfig:
     lora_rank: int = 8
     batch_size: int = 8
     empty_prompts: float = 0.1  # --proportion_empty_prompts of the fine-tunes
+    prior_batch: int = 4  # items of each batch from the class-captioned pool (prior preservation)
     checkpoints: tuple[int, ...] = (100, 200, 400, 800)
     seed: int = 0
 
@@ -283,12 +284,14 @@ def latents_of(parts: dict[str, Any], images: np.ndarray) -> Any:
 
 def train_denoiser(parts: dict[str, Any], latents: Any, hidden: Any, *, steps: int, lr: float,
                    batch_size: int, empty_prompts: float, seed: int, params: Any,
-                   save: Any = None, save_at: tuple[int, ...] = ()) -> None:
+                   save: Any = None, save_at: tuple[int, ...] = (),
+                   prior: tuple[Any, Any] | None = None, n_prior: int = 0) -> None:
     """diffusers' text-to-image training loop: for a batch of latents ``x0`` and caption states
     ``c`` (a fraction ``empty_prompts`` replaced by the empty caption's), ``t ~ U{0..T-1}``,
     ``x_t = add_noise(x0, eps, t)``, loss ``||unet(x_t, t, c) - eps||^2`` (epsilon
-    prediction), AdamW (weight decay 1e-2). ``save(step)`` is called after the steps in
-    ``save_at``."""
+    prediction), AdamW (weight decay 1e-2). With ``prior = (latents, hidden)``, ``n_prior`` of
+    the ``batch_size`` items of every batch come from it (DreamBooth's prior-preservation
+    batches). ``save(step)`` is called after the steps in ``save_at``."""
     import torch
 
     unet, scheduler = parts["unet"], parts["scheduler"]
@@ -296,9 +299,13 @@ def train_denoiser(parts: dict[str, Any], latents: Any, hidden: Any, *, steps: i
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     unet.train()
+    n_own = batch_size - (n_prior if prior is not None else 0)
     for step in range(1, steps + 1):
-        idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
+        idx = torch.randint(0, len(latents), (n_own,), generator=gen)
         x0, c = latents[idx], hidden[idx].clone()
+        if prior is not None and n_prior:
+            pidx = torch.randint(0, len(prior[0]), (n_prior,), generator=gen)
+            x0, c = torch.cat([x0, prior[0][pidx]]), torch.cat([c, prior[1][pidx]])
         c[torch.rand(batch_size, generator=gen) < empty_prompts] = empty
         noise = torch.randn(x0.shape, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=gen)
@@ -398,9 +405,11 @@ def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
 
         lr = config.lora_lr
     steps = max(config.checkpoints)
+    prior = (latents_of(parts, data["pool"]), encode_captions(parts, data["pool_captions"]))
     train_denoiser(parts, latents, hidden, steps=steps, lr=lr, batch_size=config.batch_size,
                    empty_prompts=config.empty_prompts, seed=config.seed + 4, params=params,
-                   save=save, save_at=config.checkpoints)
+                   save=save, save_at=config.checkpoints, prior=prior,
+                   n_prior=config.prior_batch)
     if method == "full":  # the script saves the final pipeline in its output folder
         save_pipeline(parts, out)
     else:  # ... and the final LoRA weights

@@ -159,6 +159,13 @@ def test_batch_and_vae_chunking_do_not_change_samples(run):
     np.testing.assert_allclose(signed, a * 2 - 1, atol=1e-5)
 
 
+def test_bfloat16_networks_on_cpu(run):
+    """Memory-aware setting: bfloat16 networks (latents and scheduler steps stay float32)."""
+    a = load(run, "full", 10).generate(2, seed=1, conditions=PROMPTS[:2])
+    b = load(run, "full", 10, dtype="bfloat16").generate(2, seed=1, conditions=PROMPTS[:2])
+    assert b.dtype == np.float32 and np.abs(a - b).max() < 0.1
+
+
 def test_guidance_trace_and_predict_noise(run):
     handle = load(run, "full", 10)
     trace = handle.guidance_trace(2, PROMPTS, 2)

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from probekit.reference.gmm import format_sweep, run_sweep
+    from probekit.reference.gmm_sweep import format_sweep, run_sweep
 
     torch.set_num_threads(args.threads)
     lr = args.lr or (1e-3 if args.optimizer == "adam" else 6e-3)

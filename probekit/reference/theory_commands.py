@@ -156,7 +156,7 @@ def _theory_dynamics(args: argparse.Namespace) -> int:
 def _theory_gmm(args: argparse.Namespace) -> int:
     import torch
 
-    from probekit.reference.gmm import format_sweep, run_sweep
+    from probekit.reference.gmm_sweep import format_sweep, run_sweep
 
     check_output_dir(args.out, who="reference theory gmm", name="--out")
     widest = max([args.base_width, *args.widths])

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from probekit.reference.config import PRESETS
+from probekit.reference.config import COMPILE_MODES, PRESETS
 from probekit.validation import finite_float, non_negative_int, positive_int, seed_int
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,7 +27,8 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     help_text = "train (or resume) one reference run"
     t = sub.add_parser("train", help=help_text, description=help_text)
     t.add_argument("--preset", required=True, choices=PRESETS,
-                   help="celeba32: the paper's U-Net on CelebA (GPU); digits, digits-small: CPU")
+                   help="celeba32: the paper's U-Net on CelebA (GPU); mnist32: the same U-Net "
+                   "on 32x32 MNIST digits; digits, digits-small, mnist32-small: CPU")
     t.add_argument("--n", type=positive_int, required=True,
                    help="training-set size (first n images)")
     t.add_argument("--out", required=True, help="run directory (resumed when it exists)")
@@ -43,7 +44,14 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
     t.add_argument("--metrics", help="with --evaluate: quality metrics, comma-separated "
                    "('' for none; default: fd on digits-cnn features for digits, fid for "
                    "celeba32)")
-    t.add_argument("--width", type=positive_int, help="base width W (celeba32) or C (digits)")
+    t.add_argument("--width", type=positive_int,
+                   help="base width W (celeba32, mnist32) or C (digits)")
+    t.add_argument("--bf16", action="store_true",
+                   help="train and sample under bf16 autocast (faster on recent CPUs and GPUs; "
+                   "changes the numerics)")
+    t.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile the training step: default, reduce-overhead (CUDA "
+                   "graphs on a GPU) or max-autotune")
     t.add_argument("--optimizer", choices=("sgd", "adam"),
                    help="celeba32: sgd (paper, lr 0.01) or adam (lr 1e-4)")
     t.add_argument("--lr", type=finite_float, help="learning rate (default: the preset's)")
@@ -64,7 +72,16 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
                    help="CPU threads in all, split between the jobs (default: all cores)")
     w.add_argument("--steps", type=positive_int, help="step cap per run (default: the preset's)")
     w.add_argument("--seed", type=seed_int, default=0, help="training seed (default 0)")
-    w.add_argument("--width", type=positive_int, help="base width W (celeba32) or C (digits)")
+    w.add_argument("--width", type=positive_int, nargs="+", metavar="W",
+                   help="base width W (celeba32, mnist32) or C (digits); several widths train "
+                   "every (n, W) pair and add the grid analysis against W (grid.json/png)")
+    w.add_argument("--ensemble", action="store_true",
+                   help="train the runs of one width at once as one batched ensemble (vmap; "
+                   "the same results as one at a time)")
+    w.add_argument("--bf16", action="store_true",
+                   help="train and sample under bf16 autocast (changes the numerics)")
+    w.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
+                   help="torch.compile the training step (reduce-overhead: CUDA graphs)")
     w.add_argument("--device", default="cpu", help="torch device (default cpu)")
     w.add_argument("--mem-level", type=finite_float, help="tau_mem level of f_mem "
                    "(default: 0.05 digits, 0.01 celeba32)")
@@ -72,10 +89,11 @@ def add_reference_arguments(p: argparse.ArgumentParser, parser_class: type) -> H
                    help="stop a run once f_mem >= LEVEL at two consecutive checkpoints "
                    "(default: twice the mem level; 0 or less: never stop early)")
     w.add_argument("--min-steps", type=non_negative_int,
-                   help="never stop a run before this step (default: 1000 digits, 200000 "
-                   "celeba32)")
+                   help="never stop a run before this step (default: 1000 digits and mnist32, "
+                   "200000 celeba32)")
     w.add_argument("--metrics", help="quality metrics, comma-separated ('' for none; "
-                   "default: fd on digits-cnn features for digits, fid for celeba32)")
+                   "default: fd on digits-cnn / mnist32-cnn features for digits / mnist32, fid "
+                   "for celeba32)")
     w.add_argument("--data-root", help="celeba32: folder holding img_align_celeba/")
     w.add_argument("--quiet", action="store_true", help="print only the table")
     w.set_defaults(reference_handler=sweep_command)
@@ -104,6 +122,10 @@ def train_command(args: argparse.Namespace) -> int:
     options = {"root": args.data_root} if args.data_root else {}
     cfg = preset(args.preset, n=args.n, width=args.width, optimizer=args.optimizer, lr=args.lr,
                  steps=args.steps, seed=args.seed, data_options=options)
+    if args.bf16:
+        cfg = dataclasses.replace(
+            cfg, train=dataclasses.replace(cfg.train, autocast_bf16=True),
+            sampler=dataclasses.replace(cfg.sampler, autocast_bf16=True))
     check_width_memory(cfg, who="reference train")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,12 +135,14 @@ def train_command(args: argparse.Namespace) -> int:
     if args.evaluate or args.stop_after_mem is not None:
         measures = dataclasses.replace(
             _measures(args.preset, args.metrics), stop_level=args.stop_after_mem, min_steps=0)
-        done = train_and_evaluate(cfg, out, measures, device=args.device, quiet=args.quiet)
+        done = train_and_evaluate(cfg, out, measures, device=args.device,
+                                  compile_mode=args.compile, quiet=args.quiet)
         last, stopped, speed = done["last_step"], done["stopped_early"], \
             done["train_steps_per_s"]
         seconds = done["seconds"]
     else:
-        outcome = train(cfg, out, device=args.device, quiet=args.quiet)
+        outcome = train(cfg, out, device=args.device, compile_mode=args.compile,
+                        quiet=args.quiet)
         last, stopped, speed = outcome.last_step, outcome.stopped_early, \
             outcome.train_steps_per_s
         seconds = outcome.seconds
@@ -133,9 +157,9 @@ def train_command(args: argparse.Namespace) -> int:
 def check_reference_args(args: argparse.Namespace, *, who: str) -> None:
     """What ``reference train|sweep`` can refuse before anything is loaded or created: the
     output folder, the torch device, levels outside (0, 1], a learning rate that is not
-    positive, quality metrics that are not registered, a data root that is not a folder."""
+    positive, quality metrics that are not registered."""
     from probekit.errors import ValidationError
-    from probekit.validation import check_device, check_input_path, check_output_dir
+    from probekit.validation import check_device, check_output_dir
 
     check_output_dir(args.out, who=who, name="--out")
     check_device(args.device, who=who, name="--device")
@@ -156,8 +180,7 @@ def check_reference_args(args: argparse.Namespace, *, who: str) -> None:
         for name in (m.strip() for m in args.metrics.split(",")):
             if name:
                 get_metric(name)
-    if args.data_root:
-        check_input_path(args.data_root, who=who, name="--data-root", kind="dir")
+    # --data-root is checked by the dataset, whose message says where to get CelebA
     ns = args.n if isinstance(args.n, list) else [args.n]
     repeated = sorted({n for n in ns if ns.count(n) > 1})
     if repeated:
@@ -201,7 +224,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     check_reference_args(args, who="reference sweep")
     from probekit.reference.config import preset
 
-    check_width_memory(preset(args.preset, n=max(args.n), width=args.width, steps=args.steps,
+    widest = max(args.width) if args.width else None
+    check_width_memory(preset(args.preset, n=max(args.n), width=widest, steps=args.steps,
                               seed=args.seed, data_options={"root": args.data_root}
                               if args.data_root else {}), who="reference sweep")
     measures = _measures(args.preset, args.metrics)
@@ -217,7 +241,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     options = {"root": args.data_root} if args.data_root else {}
     summary = sweep(args.preset, args.n, args.out, jobs=args.jobs, threads=args.threads,
                     steps=args.steps, seed=args.seed, width=args.width, device=args.device,
-                    measures=measures, data_options=options, quiet=args.quiet)
+                    measures=measures, data_options=options, ensemble=args.ensemble,
+                    bf16=args.bf16, compile_mode=args.compile, quiet=args.quiet)
     print(format_table(summary))
     if not args.quiet:
         print(f"{summary['seconds']:.0f} s; scaling report: "

@@ -88,8 +88,8 @@ def test_out_on_a_read_only_file_system(case, read_only):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--data-root", "{data}/nope"], "--data-root .* does not exist"),
-    (["--data-root", "{data}/a-file"], "--data-root must be a folder"),
+    (["--data-root", "{data}/nope"], "img_align_celeba"),
+    (["--data-root", "{data}/a-file"], "img_align_celeba"),
     ([], "no data root given"),
 ])
 def test_celeba_without_its_data(case, extra, message):

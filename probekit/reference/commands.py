@@ -166,12 +166,17 @@ def check_reference_args(args: argparse.Namespace, *, who: str) -> None:
     lr = getattr(args, "lr", None)
     if lr is not None and not lr > 0:
         raise ValidationError(f"{who}: --lr must be > 0; got {lr}.")
-    for flag in ("stop_after_mem", "mem_level"):
+    # f_mem is a fraction: a stop level is in [0, 1] (sweep: 0 or less never stops early),
+    # the tau_mem level in (0, 1]
+    for flag, low in (("stop_after_mem", 0.0), ("mem_level", None)):
         value = getattr(args, flag, None)
-        never = flag == "stop_after_mem" and who.endswith("sweep")  # <= 0: never stop early
-        if value is not None and (value > 1 or (value <= 0 and not never)):
+        never = flag == "stop_after_mem" and who.endswith("sweep")
+        too_low = value is not None and not never and (
+            value < low if low is not None else value <= 0)
+        if value is not None and (value > 1 or too_low):
+            bounds = "[0, 1]" if low is not None else "(0, 1]"
             raise ValidationError(
-                f"{who}: --{flag.replace('_', '-')} must be in (0, 1] (a fraction of samples)"
+                f"{who}: --{flag.replace('_', '-')} must be in {bounds} (a fraction of samples)"
                 f"{'; 0 or less: never stop early' if never else ''}; got {value}."
             )
     if args.metrics:

@@ -144,6 +144,8 @@ class _Measures:
         for names, lookup, probe in ((self.plan.metrics, get_metric, False),
                                      (self.plan.probes, get_probe, True)):
             for name in names:
+                if name in self.failures:
+                    continue
                 try:
                     with captured(self.warnings, name):
                         measure = lookup(name)(self.settings[name])
@@ -252,12 +254,12 @@ def dataset_rows(plan: BenchPlan, key: str, runs_dir: Path, *, store: RowStore |
             cls = lookup(name)
             settings[name] = measure_settings(cls, plan.settings.get(name, {}), seed=plan.seed,
                                               quick=plan.quick, n_timesteps=t)
+    ref_failures: dict[str, str] = {}
     try:
         probe_refs, described = _probe_references(plan, splits, settings)
-    except Exception as exc:
+    except Exception as exc:  # an unreadable reference file: those probes do not run
         probe_refs, described = {}, {}
-        facts.setdefault("measure_failures", {}).update(
-            {p: failure_reason(exc) for p in plan.reference_files})
+        ref_failures = {p: f"reference file: {failure_reason(exc)}" for p in plan.reference_files}
     train_real = train_subset(train, len(reference), plan.seed)
     dataset_key = fingerprint(kind, ds.settings.model_dump(mode="json"), array_sha256(train),
                               array_sha256(holdout), plan.seed)
@@ -278,6 +280,7 @@ def dataset_rows(plan: BenchPlan, key: str, runs_dir: Path, *, store: RowStore |
         "fingerprint": dataset_key,
     })
     measures = _Measures(plan, settings, reference, probe_refs, train)
+    measures.failures.update(ref_failures)
 
     def key_of(name: str, generator_settings: Mapping[str, Any]) -> str:
         kept = {k: v for k, v in generator_settings.items() if k not in LOCATION_SETTINGS}

@@ -454,3 +454,15 @@ def test_probe_reference_from_a_file(seasonal, tmp_path):
     leaky = run(tmp_path / "everything.npy")[REAL_ROW]
     assert leaky.results["subsequence-match"].value == 1.0
     assert any("does its reference hold held-out data" in w for w in leaky.warnings)
+
+
+def test_a_missing_reference_file_fails_that_probe_only(tmp_path):
+    plan = make_plan(datasets="ar-process", generators="copycat", metrics="acf-distance",
+                     probes="nn-ratio,subsequence-match",
+                     settings={"ar-process": SMALL_AR,
+                               "subsequence-match": {"train": str(tmp_path / "nope.npy")}})
+    rows, facts = run_dataset(plan, "ar-process", tmp_path)
+    copycat = rows[-1]
+    assert "nn-ratio" in copycat.results and "subsequence-match" not in copycat.results
+    assert copycat.failures["subsequence-match"].startswith("not prepared: reference file: ")
+    assert "subsequence-match" in facts["measure_failures"]

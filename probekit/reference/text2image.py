@@ -5,22 +5,25 @@ No pretrained weights exist offline, so the whole Stable Diffusion layout is bui
 configs and trained here, on CPU, with diffusers' own recipe:
 
 1. *Data*: scikit-learn's 8 × 8 digits upsampled to 16 × 16 (bilinear), values in [-1, 1]. A
-   fixed permutation splits them into a *pretraining pool* (captioned by class, "a handwritten
-   digit seven"), the *fine-tune set* (``n_images`` digits, each with a unique caption of two
-   code words, "alpha zulu", as in a DreamBooth-style fine-tune) and a *held-out* set of
-   digits no network sees (calibrates copy thresholds).
+   fixed permutation splits them into a *pretraining pool*, the *fine-tune set* (``n_images``
+   digits) and a *held-out* set no network sees (calibrates copy thresholds). Captions are a
+   class word and two code words, "seven alpha zulu": random code words in the pool (the base
+   learns that they mean nothing), a unique pair per fine-tune image (what gets memorized),
+   and unseen pairs with the same class words for the control prompts (:func:`digits16`).
 2. *Base pipeline* (the stand-in for a pretrained Stable Diffusion): a CLIP tokenizer written
    from a tiny vocabulary, a random ``CLIPTextModel`` (frozen, as in fine-tuning), an
    ``AutoencoderKL`` trained to reconstruct the pool (one downsampling: 4 × 8 × 8 latents,
    ``scaling_factor`` = 1 / latent std), and a ``UNet2DConditionModel`` pretrained on the pool's
-   latents with class captions and 10% empty captions (so the unconditional branch of
+   latents with their captions and 10% empty captions (so the unconditional branch of
    classifier-free guidance exists). Saved with ``StableDiffusionPipeline.save_pretrained``.
 3. *Fine-tunes* of the base on the fine-tune set, by the recipe of diffusers'
    ``train_text_to_image.py`` / ``train_text_to_image_lora.py``: VAE latents times the scaling
    factor, uniform timesteps, ``DDPMScheduler.add_noise``, MSE on the noise, AdamW, a fraction of
-   empty captions (``--proportion_empty_prompts``); saved the way the scripts save them — full:
-   ``checkpoint-<step>/unet/`` and the final pipeline in the output folder; LoRA (rank ``r`` on
-   ``to_q``, ``to_k``, ``to_v``, ``to_out.0``, Gaussian init):
+   empty captions (``--proportion_empty_prompts``), and half of every batch drawn from the
+   captioned pool (DreamBooth's prior-preservation batches, which keep the rest of the model's
+   knowledge); saved the way the scripts save them — full: ``checkpoint-<step>/unet/`` and the
+   final pipeline in the output folder; LoRA (rank ``r`` on the transformer blocks' linear
+   layers ``lora_targets``, Gaussian init):
    ``checkpoint-<step>/pytorch_lora_weights.safetensors`` and the final LoRA in the output
    folder. Step 0 is the untouched base.
 
@@ -81,11 +84,15 @@ class TinyText2ImageConfig:
     # fine-tunes
     full_lr: float = 1e-3
     lora_lr: float = 2e-3
-    lora_rank: int = 8
+    lora_rank: int = 16
+    #: LoRA targets: the attention projections of train_text_to_image_lora.py plus the
+    #: transformer blocks' other linear layers (as diffusers' newer LoRA scripts target)
+    lora_targets: tuple[str, ...] = ("to_k", "to_q", "to_v", "to_out.0", "proj_in", "proj_out",
+                                     "ff.net.0.proj", "ff.net.2")
     batch_size: int = 8
     empty_prompts: float = 0.1  # --proportion_empty_prompts of the fine-tunes
     prior_batch: int = 4  # items of each batch from the class-captioned pool (prior preservation)
-    checkpoints: tuple[int, ...] = (100, 200, 400, 800)
+    checkpoints: tuple[int, ...] = (100, 200, 400, 800, 1600)
     seed: int = 0
 
     def key(self) -> str:
@@ -115,7 +122,7 @@ class ReferenceRuns:
     class_captions : tuple of str
         The pretraining captions ("a handwritten digit three").
     seconds : dict
-        Wall time of each stage when built (empty when reused).
+        Wall and CPU (``*_cpu``) seconds of each stage when built (empty when reused).
     """
 
     base: Path
@@ -140,7 +147,16 @@ class ReferenceRuns:
 
 
 def digits16(config: TinyText2ImageConfig) -> dict[str, Any]:
-    """The fixed split of the upsampled digits, in [-1, 1], with captions."""
+    """The fixed split of the upsampled digits, in [-1, 1], with captions.
+
+    Every caption is a class word and a pair of code words, ``"seven alpha zulu"``. In the
+    pretraining pool the pair is drawn at random for each image, so it carries no information
+    and the base learns to generate a digit of the named class whatever the pair (like a
+    pretrained model that understands "a photo of a dog" whatever identifier is added). Each
+    fine-tune image gets its class word and a pair of its own; the *unseen* captions name the
+    same classes with pairs no image was trained with — prompts of the very same form that the
+    model should still answer with fresh digits.
+    """
     import torch
     from sklearn.datasets import load_digits
 
@@ -148,23 +164,31 @@ def digits16(config: TinyText2ImageConfig) -> dict[str, Any]:
     images = torch.from_numpy(data.images.astype(np.float32) / 16.0 * 2.0 - 1.0)[:, None]
     images = torch.nn.functional.interpolate(images, size=config.image_size, mode="bilinear",
                                              align_corners=False).numpy()
-    order = np.random.default_rng(config.seed).permutation(len(images))
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(images))
     images, labels = images[order], data.target[order]
     n, pool_end = config.n_images, config.n_images + config.n_pool
     holdout_end = pool_end + config.n_holdout
-    if holdout_end > len(images) or 2 * n > len(CODE_WORDS) // 2:
-        raise ValueError("tiny text-to-image: n_images + n_pool + n_holdout must fit the 1797 "
-                         "digits and n_images <= 9")
     half = len(CODE_WORDS) // 2
-    captions = tuple(f"{CODE_WORDS[i]} {CODE_WORDS[half + i]}" for i in range(2 * n))
+    if holdout_end > len(images) or 2 * n > half:
+        raise ValueError(f"tiny text-to-image: n_images + n_pool + n_holdout must fit the 1797 "
+                         f"digits and n_images <= {half // 2}")
+
+    def caption(label: int, a: int, b: int) -> str:
+        return f"{CLASS_WORDS[label]} {CODE_WORDS[a]} {CODE_WORDS[half + b]}"
+
+    planted = {(i, i) for i in range(n)}  # the fine-tune pairs, never drawn for the pool
+    pairs = [(a, b) for a in range(half) for b in range(half) if (a, b) not in planted]
+    drawn = rng.choice(len(pairs), size=config.n_pool)
     return {
-        "train": images[:n], "train_captions": captions[:n],
-        "unseen_captions": captions[n:],
+        "train": images[:n],
+        "train_captions": tuple(caption(labels[i], i, i) for i in range(n)),
+        "unseen_captions": tuple(caption(labels[i], n + i, n + i) for i in range(n)),
         "pool": images[n:pool_end],
-        "pool_captions": tuple(f"a handwritten digit {CLASS_WORDS[k]}"
-                               for k in labels[n:pool_end]),
+        "pool_captions": tuple(caption(k, *pairs[j]) for k, j in zip(labels[n:pool_end], drawn,
+                                                                       strict=True)),
         "holdout": images[pool_end:holdout_end],
-        "class_captions": tuple(f"a handwritten digit {w}" for w in CLASS_WORDS),
+        "class_captions": tuple(CLASS_WORDS),
     }
 
 
@@ -225,8 +249,8 @@ def build_components(config: TinyText2ImageConfig, tokenizer: Any) -> dict[str, 
         sample_size=config.image_size // 2 ** (n_vae - 1), in_channels=config.latent_channels,
         out_channels=config.latent_channels, layers_per_block=1,
         block_out_channels=config.unet_channels,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=("CrossAttnDownBlock2D",) * len(config.unet_channels),
+        up_block_types=("CrossAttnUpBlock2D",) * len(config.unet_channels),
         cross_attention_dim=config.text_width, norm_num_groups=8, attention_head_dim=8,
     )
     # Stable Diffusion's training schedule (scaled-linear betas 0.00085 -> 0.012, epsilon)
@@ -392,7 +416,7 @@ def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
         unet.requires_grad_(False)
         unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank,
                                     init_lora_weights="gaussian",
-                                    target_modules=["to_k", "to_q", "to_v", "to_out.0"]))
+                                    target_modules=list(config.lora_targets)))
         params = [p for p in unet.parameters() if p.requires_grad]
 
         def save_lora(directory: Path) -> None:
@@ -434,13 +458,15 @@ def build_runs(root: str | Path, config: TinyText2ImageConfig | None = None) -> 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             build_base(folder / "base", config, data)
             seconds["base"] = time.perf_counter() - start
+            seconds["base_cpu"] = time.process_time() - cpu
             for method in ("full", "lora"):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 finetune(folder / "base", folder / method, method, config, data)
                 seconds[method] = time.perf_counter() - start
+                seconds[f"{method}_cpu"] = time.process_time() - cpu
         finally:
             torch.set_num_threads(threads)
         (folder / "done.json").write_text(json.dumps(

@@ -41,14 +41,16 @@ def copy_rates(copy_probe, evaluations, method, step):
 @pytest.mark.parametrize("method", METHODS)
 def test_training_captions_copy_late_and_unseen_captions_never(copy_probe, evaluations, runs,
                                                                method):
+    rates = {step: copy_rates(copy_probe, evaluations, method, step) for step in runs.steps}
     first, last = runs.steps[0], runs.steps[-1]
-    _, own_first, unseen_first = copy_rates(copy_probe, evaluations, method, first)
-    result, own_last, unseen_last = copy_rates(copy_probe, evaluations, method, last)
-    assert own_first <= 0.1, own_first
-    assert own_last >= 0.9, own_last
-    assert unseen_first <= 0.1 and unseen_last <= 0.1, (unseen_first, unseen_last)
+    own = {step: r[1] for step, r in rates.items()}
+    unseen = {step: r[2] for step, r in rates.items()}
+    assert own[first] <= 0.1, own
+    assert own[last] >= 0.9, own
+    assert max(unseen.values()) <= 0.1, unseen  # at every checkpoint
+    result = rates[last][0]
     assert result.values["holdout_f_copy"] <= 0.011  # the threshold: 1% of fresh digits
-    assert set(result.per_sample["top_items"].tolist()) >= set(range(4))
+    assert len(set(result.per_sample["top_items"].tolist()) & set(range(8))) >= 7
 
 
 @pytest.mark.parametrize("method", METHODS)

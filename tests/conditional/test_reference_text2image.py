@@ -25,13 +25,13 @@ def test_layout_of_the_scripts_and_reuse(tmp_path):
     assert runs.steps == (0, 1, 2) and runs.checkpoint("lora", 0) == runs.base
     assert runs.train.shape == (8, 1, 16, 16) and 0 <= runs.train.min() <= runs.train.max() <= 1
     assert len(set(runs.captions)) == 8 and not set(runs.captions) & set(runs.unseen_captions)
-    assert set(runs.seconds) == {"base", "full", "lora"}
+    assert {"base", "full", "lora", "base_cpu"} <= set(runs.seconds)
     again = build_runs(tmp_path, MICRO)
     assert again.seconds == {} and again.base == runs.base  # reused
     done = runs.base.parent / "done.json"
     assert json.loads(done.read_text())["config"]["checkpoints"] == [1, 2]
     done.unlink()  # as if the build had been interrupted
-    assert set(build_runs(tmp_path, MICRO).seconds) == {"base", "full", "lora"}
+    assert "lora" in build_runs(tmp_path, MICRO).seconds  # rebuilt
 
 
 def test_tokenizer_knows_the_caption_words(tmp_path):

@@ -156,6 +156,20 @@ def index_within_condition(conditions: Sequence[Condition]) -> np.ndarray:
     return out
 
 
+def encode_conditions(conditions: Sequence[Condition]) -> np.ndarray:
+    """Conditions as a numpy array an ``.npz`` stores without pickling (unicode or int64):
+    what probes put in ``Result.per_sample["condition"]`` and reference states."""
+    if conditions and isinstance(conditions[0], str):
+        return np.array(conditions, dtype=str)
+    return np.array(conditions, dtype=np.int64)
+
+
+def decode_conditions(array: np.ndarray) -> tuple[Condition, ...]:
+    """The inverse of :func:`encode_conditions`."""
+    array = np.asarray(array)
+    return tuple(str(v) if array.dtype.kind == "U" else int(v) for v in array.tolist())
+
+
 def condition_label(condition: Condition, *, width: int = 60) -> str:
     """A short printable name of a condition for tables (``"class 3"``, a trimmed caption)."""
     if isinstance(condition, int):
@@ -686,7 +700,9 @@ __all__ = [
     "cluster_bootstrap_ci",
     "condition_kind",
     "condition_label",
+    "decode_conditions",
     "draw_labels",
+    "encode_conditions",
     "expand_prompts",
     "group_by_condition",
     "grouped_neighbors",

@@ -25,7 +25,12 @@ import numpy as np
 import pydantic
 
 from probekit import MeasureSettings, Probe, Result, hookimpl
-from probekit.conditions import Condition, check_conditions, group_by_condition
+from probekit.conditions import (
+    Condition,
+    check_conditions,
+    encode_conditions,
+    group_by_condition,
+)
 from probekit.stats import bootstrap_ci
 from probekit.validation import check_array, check_same_sample_shape
 
@@ -215,6 +220,11 @@ class Extraction(Probe):
             if is_extracted:
                 in_clique[idx[clique]] = True
                 matched[idx[clique]] = item
+        per_sample = {"clique_size": clique_size, "in_clique": in_clique,
+                      "matched_train_index": matched, "nn_index": nn_index,
+                      "nn_distance": nn_distance}
+        if conditions is not None:
+            per_sample["condition"] = encode_conditions(conds)
         extracted_arr = np.asarray(extracted, dtype=bool)
         sizes_arr = np.asarray(sizes, dtype=np.float64)
         ci = bootstrap_ci(extracted_arr, n_resamples=s.n_bootstrap, confidence=s.confidence,
@@ -238,13 +248,7 @@ class Extraction(Probe):
                 "mean_nn_distance": float(nn_distance.mean()),
             },
             ci={"f_extracted": ci},
-            per_sample={
-                "clique_size": clique_size,
-                "in_clique": in_clique,
-                "matched_train_index": matched,
-                "nn_index": nn_index,
-                "nn_distance": nn_distance,
-            },
+            per_sample=per_sample,
             warnings=warnings,
             provenance=self.make_provenance(
                 feature_space="pixels",

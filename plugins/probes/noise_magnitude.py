@@ -33,6 +33,7 @@ from probekit.conditions import (
     Condition,
     ConditionalModelHandle,
     check_conditions,
+    encode_conditions,
     group_by_condition,
 )
 from probekit.errors import ValidationError
@@ -167,6 +168,7 @@ class NoiseMagnitude(Probe):
                 "score": score,
                 "step_norms": norms,
                 "training_prompt": np.array([c in self.training_prompts_ for c in conds]),
+                "condition": encode_conditions(conds),
             },
             warnings=warnings,
             provenance=self.make_provenance(

@@ -33,6 +33,8 @@ from probekit.conditions import (
     Condition,
     check_conditions,
     cluster_bootstrap_ci,
+    decode_conditions,
+    encode_conditions,
     group_by_condition,
     grouped_neighbors,
 )
@@ -68,17 +70,6 @@ def unit_rows(feats: np.ndarray) -> np.ndarray:
 def cosine_from_distance(d: np.ndarray) -> np.ndarray:
     """Cosine similarity of unit vectors from their L2 distance."""
     return 1.0 - 0.5 * d**2
-
-
-def encode_conditions(conditions: Sequence[Condition]) -> np.ndarray:
-    """Conditions as a numpy array that an ``.npz`` stores without pickling."""
-    if conditions and isinstance(conditions[0], str):
-        return np.array(conditions, dtype=str)
-    return np.array(conditions, dtype=np.int64)
-
-
-def decode_conditions(array: np.ndarray) -> tuple[Condition, ...]:
-    return tuple(str(v) if array.dtype.kind == "U" else int(v) for v in array.tolist())
 
 
 class PromptCopy(FeatureMeasure, Probe):

@@ -21,8 +21,10 @@ What ends a command, and how (:func:`main`):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -621,6 +623,22 @@ def _command_name(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def _warning_printer(who: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command line: one line per warning, no source line."""
+    from probekit.validation import one_line
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        text = one_line(str(message), limit=2000)
+        if not text.startswith(("probekit", "plugin ")):
+            text = f"{category.__name__}: {text}"
+        stream = sys.stderr if file is None else file
+        with contextlib.suppress(OSError, ValueError):  # a closed stream: never fatal
+            print(f"{who}: warning: {text}", file=stream)
+
+    return show
+
+
 def _unexpected(who: str, exc: BaseException) -> int:
     """One line for an exception that is not bad input; exit code 1."""
     from probekit.validation import one_line
@@ -652,7 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     who = f"probekit {_command_name(args)}"
     debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # restored afterwards (main may run in-process)
+            warnings.showwarning = _warning_printer(who)
+            return args.handler(args)
     except ProbekitError as exc:
         if debug:
             raise

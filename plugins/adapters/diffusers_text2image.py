@@ -488,6 +488,7 @@ class DiffusersText2ImageAdapter(Adapter):
         """Components of the base pipeline, loaded once per adapter."""
         if self._base_cache is not None and self._base_path == base:
             return self._base_cache
+        import torch
         import transformers
 
         diffusers = import_diffusers()
@@ -500,7 +501,7 @@ class DiffusersText2ImageAdapter(Adapter):
                 f"{who}: {str(base)!r} is a two-text-encoder pipeline (SDXL); only the Stable "
                 "Diffusion 1.x/2.x layout (one text encoder) is supported."
             )
-        dtype = getattr(__import__("torch"), self.settings.dtype)
+        dtype = getattr(torch, self.settings.dtype)
         device = self.settings.device
         parts = {
             "tokenizer": getattr(transformers, tok_cls).from_pretrained(
@@ -540,7 +541,9 @@ class DiffusersText2ImageAdapter(Adapter):
         parts = self._base(base)
         text_encoder, unet = parts["text_encoder"], parts["unet"]
         has_lora = False
-        if is_pipeline(folder) and folder != base:
+        if folder.resolve() == base.resolve():
+            source = "base pipeline"
+        elif is_pipeline(folder):
             source = "pipeline"
             unet = diffusers.UNet2DConditionModel.from_pretrained(
                 folder / "unet", torch_dtype=dtype).to(s.device).eval()
@@ -568,8 +571,6 @@ class DiffusersText2ImageAdapter(Adapter):
             if "text_encoder" in peft:
                 text_encoder = apply_peft_folder(text_encoder, peft["text_encoder"])
             has_lora = True
-        elif folder == base:
-            source = "base pipeline"
         else:
             raise InputFileError(
                 f"{who}: checkpoint {str(folder)!r} holds no model: looked for "

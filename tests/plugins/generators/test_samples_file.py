@@ -36,7 +36,7 @@ def test_refuses_what_does_not_fit(tmp_path, train):
     np.save(tmp_path / "short.npy", np.zeros((40, 10, 2)))
     with pytest.raises(ValidationError, match=r"\(n_timesteps, n_channels\) = \(16, 2\)"):
         get_generator("samples-file")(path=str(tmp_path / "short.npy")).fit(train)
-    np.save(tmp_path / "few.npy", np.zeros((3, 16, 2)))
+    np.save(tmp_path / "few.npy", train[:3])
     g = get_generator("samples-file")(path=str(tmp_path / "few.npy")).fit(train)
     with pytest.raises(ValidationError, match="holds 3 series; 5 are needed"):
         g.sample(5, 0)

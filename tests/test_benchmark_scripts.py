@@ -36,7 +36,7 @@ def test_bench_neighbors_smoke(bench, tmp_path, monkeypatch, capsys):
     assert set(rows["methods"]) == {"probekit", "faiss", "matmul", "sklearn", "paper"}
     assert all(v == 1.0 for v in rows["index_agreement_with_probekit"].values())
     assert len(rows["methods"]["probekit"]["runs_s"]) == 2 and rows["load_before"]
-    assert rows["stages"]["n_fallbacks"] == 0
+    assert rows["stages"]["uncertain"] == 0 and rows["stages"]["refined_per_query"] >= 2
     assert "probekit / bare faiss" in capsys.readouterr().out
 
 

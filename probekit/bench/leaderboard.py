@@ -78,6 +78,14 @@ def checkpoint_note(row: Row) -> str:
     return f"step {step}"
 
 
+def n_series(row: Row) -> int | None:
+    """Number of series a row's measures saw (from their provenance)."""
+    for result in row.results.values():
+        if result.provenance.n_samples:
+            return int(result.provenance.n_samples)
+    return None
+
+
 def _num(v: float) -> str:
     return f"{v:.6g}" if math.isfinite(v) else ""
 
@@ -174,9 +182,12 @@ def leaderboard_markdown(rows: Sequence[Row], columns: Sequence[Column], plan: B
         head = ["generator", *(SHORT.get(c.name, c.name) for c in columns), "fit s"]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        sizes = {r.generator: n_series(r) for r in ours}
         for r in ours:
             name = r.generator
             note = checkpoint_note(r)
+            if r.generator == TRAIN_ROW and sizes.get(TRAIN_ROW) != sizes.get(REAL_ROW):
+                note = f"{sizes[TRAIN_ROW]} series"
             if note:
                 name += f" ({note})"
             if r.failed:
@@ -193,6 +204,11 @@ def leaderboard_markdown(rows: Sequence[Row], columns: Sequence[Column], plan: B
                           f"{_cell(float(real[0]))}."]
         info = facts.get(dataset, {})
         notes = [f"- normalization: {info['normalization']}"] if info.get("normalization") else []
+        if sizes.get(TRAIN_ROW) is not None and sizes.get(TRAIN_ROW) != sizes.get(REAL_ROW):
+            notes.append(
+                f"- `{TRAIN_ROW}` holds {sizes[TRAIN_ROW]} series (all the training set), the "
+                f"other rows {sizes.get(REAL_ROW)}: metrics biased by the sample size (ts-fd, "
+                "discr.) are not comparable on that row; MMD² is unbiased.")
         if info.get("probe_references"):
             notes += [f"- {m} reference: {what}" for m, what in info["probe_references"].items()]
         notes += [f"- {m} could not be prepared: {why}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from probekit.bench.leaderboard import n_series
 from probekit.bench.plan import REAL_ROW, TRAIN_ROW, BenchPlan
 from probekit.bench.rows import Row
 
@@ -29,7 +30,8 @@ def memorization_value(row: Row, probes: Sequence[str]) -> float | None:
 def plot_quality_vs_memorization(rows: Sequence[Row], plan: BenchPlan) -> bytes:
     """One panel per dataset: each generator at (memorization, quality headline). The x axis
     is the larger of the memorization probes, so a generator that copies whole series and one
-    that copies pieces both sit to the right; the real training series are a dashed line."""
+    that copies pieces both sit to the right; the real training series are a dashed line (when
+    they are as many as the other rows')."""
     from matplotlib.figure import Figure
 
     from probekit._plotting import to_png
@@ -44,11 +46,14 @@ def plot_quality_vs_memorization(rows: Sequence[Row], plan: BenchPlan) -> bytes:
              for i, g in enumerate(names)}
     handles = {}
     for ax, dataset in zip(axes, labels, strict=True):
+        sizes = {r.generator: n_series(r) for r in rows if r.dataset == dataset}
         for r in rows:
             if r.dataset != dataset or y_name not in r.results or r.failed:
                 continue
             y = max(r.results[y_name].value, 1e-12)
             if r.generator == TRAIN_ROW:
+                if sizes.get(TRAIN_ROW) != sizes.get(REAL_ROW):
+                    continue  # fewer series: a sample-size-biased metric would mislead
                 handles[TRAIN_ROW] = ax.axhline(y, color="0.4", linestyle="--", linewidth=1,
                                                 label=TRAIN_ROW)
                 continue

@@ -4,8 +4,9 @@ checkpoint by checkpoint with ``prompt-copy``, ``extraction``, ``noise-magnitude
 ``nn-ratio`` (``scope=prompt``) through the ``diffusers-text2image`` adapter.
 
 For every checkpoint it generates ``--per-prompt`` samples for each training caption, each
-unseen caption of the same form and each pretraining class caption, and prints one line per
-(method, step, prompt family): the copy fraction in pixel space at a threshold calibrated on the
+unseen caption (same form, classes no fine-tune image has) and each same-class unseen caption
+(a fine-tune image's class word with an unseen pair), and prints one line per (method, step,
+prompt family): the copy fraction in pixel space at a threshold calibrated on the
 held-out digits (the 99th percentile of their nearest-training cosine similarity: fresh real
 digits are not copies), the fraction of generations that copy *their own* training image,
 the extraction rate and clique sizes, and the noise-magnitude AUC / flagged fraction of training
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"reference runs ready in {time.perf_counter() - started:.0f} s "
           f"({runs.seconds or 'reused'}); load {os.getloadavg()[0]:.1f}", flush=True)
     families = {"train": runs.captions, "unseen": runs.unseen_captions,
-                "class": runs.class_captions[: len(runs.captions)]}
+                "same-class": runs.same_class_captions}
     conditions = [c for caps in families.values() for c in caps for _ in range(args.per_prompt)]
     family_of = np.array([f for f, caps in families.items() for _ in caps
                           for _ in range(args.per_prompt)])
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "max_clique": int(r_ext.per_sample["clique_size"][m].max()),
                 }
                 out["rows"].append(row)
-                print(f"{method:4s} step {step:5d} {family:6s} f_copy {row['f_copy']:.2f} "
+                print(f"{method:4s} step {step:5d} {family:10s} f_copy {row['f_copy']:.2f} "
                       f"own {row['f_copy_own']:.2f} in-clique {row['f_in_clique']:.2f} "
                       f"max-clique {row['max_clique']:2d}", flush=True)
             v = r_noise.values

@@ -6,10 +6,10 @@ configs and trained here, on CPU, with diffusers' own recipe:
 
 1. *Data*: scikit-learn's 8 × 8 digits upsampled to 16 × 16 (bilinear), values in [-1, 1]. A
    fixed permutation splits them into a *pretraining pool*, the *fine-tune set* (``n_images``
-   digits) and a *held-out* set no network sees (calibrates copy thresholds). Captions are a
-   class word and two code words, "seven alpha zulu": random code words in the pool (the base
-   learns that they mean nothing), a unique pair per fine-tune image (what gets memorized),
-   and unseen pairs with the same class words for the control prompts (:func:`digits16`).
+   digits, one per class) and a *held-out* set no network sees (calibrates copy thresholds).
+   Captions are a class word and two code words, "seven alpha zulu": random code words in the
+   pool (the base learns that they mean nothing), a unique pair per fine-tune image (what gets
+   memorized), and unseen pairs for the control prompts (:func:`digits16`).
 2. *Base pipeline* (the stand-in for a pretrained Stable Diffusion): a CLIP tokenizer written
    from a tiny vocabulary, a random ``CLIPTextModel`` (frozen, as in fine-tuning), an
    ``AutoencoderKL`` trained to reconstruct the pool (one downsampling: 4 × 8 × 8 latents,
@@ -55,7 +55,7 @@ CODE_WORDS = (
 )
 BASE_WORDS = ("a", "handwritten", "digit")
 #: Bump when the recipe changes in a way the configuration does not capture.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,9 @@ class ReferenceRuns:
     captions : tuple of str
         The unique caption of each fine-tune image.
     unseen_captions : tuple of str
-        Captions of the same form that no image was trained with.
+        Captions of the same form naming classes no fine-tune image has, with unseen pairs.
+    same_class_captions : tuple of str
+        Unseen pairs with the fine-tune images' own class words.
     class_captions : tuple of str
         The pretraining captions ("a handwritten digit three").
     seconds : dict
@@ -133,6 +135,7 @@ class ReferenceRuns:
     holdout: np.ndarray
     captions: tuple[str, ...]
     unseen_captions: tuple[str, ...]
+    same_class_captions: tuple[str, ...]
     class_captions: tuple[str, ...]
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -149,13 +152,19 @@ class ReferenceRuns:
 def digits16(config: TinyText2ImageConfig) -> dict[str, Any]:
     """The fixed split of the upsampled digits, in [-1, 1], with captions.
 
-    Every caption is a class word and a pair of code words, ``"seven alpha zulu"``. In the
-    pretraining pool the pair is drawn at random for each image, so it carries no information
-    and the base learns to generate a digit of the named class whatever the pair (like a
-    pretrained model that understands "a photo of a dog" whatever identifier is added). Each
-    fine-tune image gets its class word and a pair of its own; the *unseen* captions name the
-    same classes with pairs no image was trained with — prompts of the very same form that the
-    model should still answer with fresh digits.
+    A seeded permutation gives the pretraining *pool* (its first ``n_pool`` images); from the
+    rest, the *fine-tune set* is the first image of each of the classes ``0 .. n_images - 1``
+    (one image per class) and the *held-out* set the next ``n_holdout`` images.
+
+    Every caption is a class word and a pair of code words, ``"seven alpha zulu"``. In the pool
+    the pair is drawn at random for each image, so it carries no information and the base learns
+    to draw a digit of the named class whatever the pair (like a pretrained model that
+    understands "a photo of a dog" whatever identifier is added). Each fine-tune image gets its
+    class word and a pair of its own. The *unseen* captions have the same form and name classes
+    that no fine-tune image has (``n_images .. 9``), with pairs no image was trained with; the
+    *same-class* unseen captions name the fine-tune images' classes with unseen pairs — a
+    fine-tune over-samples its images, so a model may answer those with the fine-tune image of
+    the class (reported by the benchmark, not an expectation).
     """
     import torch
     from sklearn.datasets import load_digits
@@ -167,27 +176,32 @@ def digits16(config: TinyText2ImageConfig) -> dict[str, Any]:
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(images))
     images, labels = images[order], data.target[order]
-    n, pool_end = config.n_images, config.n_images + config.n_pool
-    holdout_end = pool_end + config.n_holdout
+    n, n_pool = config.n_images, config.n_pool
     half = len(CODE_WORDS) // 2
-    if holdout_end > len(images) or 2 * n > half:
-        raise ValueError(f"tiny text-to-image: n_images + n_pool + n_holdout must fit the 1797 "
-                         f"digits and n_images <= {half // 2}")
+    if not 1 <= n <= 8 or n_pool + n + config.n_holdout > len(images):
+        raise ValueError("tiny text-to-image: n_images must be in [1, 8] (two classes stay "
+                         "unseen) and n_pool + n_images + n_holdout must fit the 1797 digits")
+    rest = np.arange(n_pool, len(images))
+    planted = np.array([rest[labels[rest] == k][0] for k in range(n)])
+    holdout = np.setdiff1d(rest, planted)[: config.n_holdout]
 
     def caption(label: int, a: int, b: int) -> str:
         return f"{CLASS_WORDS[label]} {CODE_WORDS[a]} {CODE_WORDS[half + b]}"
 
-    planted = {(i, i) for i in range(n)}  # the fine-tune pairs, never drawn for the pool
-    pairs = [(a, b) for a in range(half) for b in range(half) if (a, b) not in planted]
-    drawn = rng.choice(len(pairs), size=config.n_pool)
+    reserved = {(i, i) for i in range(2 * n)}  # fine-tune and unseen pairs: never in the pool
+    pairs = [(a, b) for a in range(half) for b in range(half) if (a, b) not in reserved]
+    drawn = rng.choice(len(pairs), size=n_pool)
+    unseen_classes = [n + i % (10 - n) for i in range(n)]
     return {
-        "train": images[:n],
-        "train_captions": tuple(caption(labels[i], i, i) for i in range(n)),
-        "unseen_captions": tuple(caption(labels[i], n + i, n + i) for i in range(n)),
-        "pool": images[n:pool_end],
-        "pool_captions": tuple(caption(k, *pairs[j]) for k, j in zip(labels[n:pool_end], drawn,
+        "train": images[planted],
+        "train_captions": tuple(caption(k, i, i) for i, k in enumerate(range(n))),
+        "unseen_captions": tuple(caption(k, n + i, n + i)
+                                 for i, k in enumerate(unseen_classes)),
+        "same_class_captions": tuple(caption(k, n + i, n + i) for i, k in enumerate(range(n))),
+        "pool": images[:n_pool],
+        "pool_captions": tuple(caption(k, *pairs[j]) for k, j in zip(labels[:n_pool], drawn,
                                                                        strict=True)),
-        "holdout": images[pool_end:holdout_end],
+        "holdout": images[holdout],
         "class_captions": tuple(CLASS_WORDS),
     }
 
@@ -476,7 +490,8 @@ def build_runs(root: str | Path, config: TinyText2ImageConfig | None = None) -> 
         steps=(0, *config.checkpoints),
         train=(data["train"] + 1.0) / 2.0, holdout=(data["holdout"] + 1.0) / 2.0,
         captions=data["train_captions"], unseen_captions=data["unseen_captions"],
-        class_captions=data["class_captions"], seconds=seconds,
+        same_class_captions=data["same_class_captions"], class_captions=data["class_captions"],
+        seconds=seconds,
     )
 
 

@@ -442,6 +442,20 @@ def load_lora_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
+def normalize_lora_keys(state: dict[str, Any]) -> dict[str, Any]:
+    """One key format per LoRA file. ``convert_state_dict_to_diffusers`` (used by the SD LoRA
+    scripts) writes attention layers in the old ``lora.down``/``lora.up`` format but other
+    layers (``proj_in``, ``ff``, ...) as peft's ``lora_A``/``lora_B``; diffusers then reads the
+    file as peft format and silently drops the attention layers. Such mixed files are turned
+    into peft format throughout."""
+    peft_keys = any(".lora_A." in k or ".lora_B." in k for k in state)
+    old_keys = any(".lora.down." in k or ".lora.up." in k for k in state)
+    if not (peft_keys and old_keys):
+        return state
+    return {k.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B."): v
+            for k, v in state.items()}
+
+
 def find_peft_folders(checkpoint: Path) -> dict[str, Path]:
     """peft adapter folders of a checkpoint: ``{"unet": ..., "text_encoder": ...}``."""
     found: dict[str, Path] = {}
@@ -555,7 +569,7 @@ class DiffusersText2ImageAdapter(Adapter):
         elif lora_file is not None:
             source = f"LoRA ({lora_file.name})"
             unet, text_encoder = copy.deepcopy(unet), copy.deepcopy(text_encoder)
-            state = load_lora_state_dict(lora_file)
+            state = normalize_lora_keys(load_lora_state_dict(lora_file))
             pipe_cls = diffusers.StableDiffusionPipeline
             state, alphas = pipe_cls.lora_state_dict(state)
             pipe_cls.load_lora_into_unet(state, alphas, unet=unet)

@@ -82,8 +82,8 @@ class TinyText2ImageConfig:
     base_batch_size: int = 32
     base_empty_prompts: float = 0.1  # empty captions while pretraining
     # fine-tunes
-    full_lr: float = 1e-3
-    lora_lr: float = 2e-3
+    full_lr: float = 1.5e-3
+    lora_lr: float = 3e-3
     lora_rank: int = 16
     #: LoRA targets: the attention projections of train_text_to_image_lora.py plus the
     #: transformer blocks' other linear layers (as diffusers' newer LoRA scripts target)
@@ -423,7 +423,6 @@ def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
 
         lr = config.full_lr
     else:
-        from diffusers.utils import convert_state_dict_to_diffusers
         from peft import LoraConfig
         from peft.utils import get_peft_model_state_dict
 
@@ -434,9 +433,12 @@ def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
         params = [p for p in unet.parameters() if p.requires_grad]
 
         def save_lora(directory: Path) -> None:
-            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+            # peft key format, as diffusers' newer LoRA scripts save it: the SD script's
+            # convert_state_dict_to_diffusers mixes two formats once non-attention layers are
+            # targeted, and diffusers' loader then drops the attention layers
             diffusers.StableDiffusionPipeline.save_lora_weights(
-                save_directory=directory, unet_lora_layers=layers, safe_serialization=True)
+                save_directory=directory, unet_lora_layers=get_peft_model_state_dict(unet),
+                safe_serialization=True)
 
         def save(step: int) -> None:  # train_text_to_image_lora.py's save_model_hook
             save_lora(out / f"checkpoint-{step}")

@@ -127,6 +127,39 @@ def test_the_checkpoint_forms_load_and_differ(run):
     assert not np.allclose(half, images["lora"], atol=1e-4)
 
 
+def test_mixed_format_lora_files_keep_every_layer(run, tmp_path):
+    """convert_state_dict_to_diffusers writes attention layers in the old format and proj/ff
+    layers in peft format; such a file gives the same images as its pure peft-format twin
+    (diffusers' own loader would drop the attention layers with a RuntimeWarning)."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = diffusers.UNet2DConditionModel.from_pretrained(run / "base" / "unet")
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, init_lora_weights="gaussian",
+                                target_modules=["to_k", "to_q", "to_v", "to_out.0", "proj_in",
+                                                "ff.net.2"]))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    state = get_peft_model_state_dict(unet)
+    mixed = convert_state_dict_to_diffusers(state)
+    assert any(".lora.down." in k for k in mixed) and any(".lora_A." in k for k in mixed)
+    for name, layers in (("mixed", mixed), ("peft", state)):
+        diffusers.StableDiffusionPipeline.save_lora_weights(
+            save_directory=tmp_path / name / "checkpoint-5", unet_lora_layers=layers)
+    images = {name: get_adapter("diffusers-text2image")(
+        base=str(run / "base"), num_inference_steps=3, guidance_scale=4.0).load(
+        Checkpoint(5, tmp_path / name / "checkpoint-5")).generate(2, seed=0,
+                                                                  conditions=PROMPTS[:2])
+        for name in ("mixed", "peft")}
+    np.testing.assert_allclose(images["mixed"], images["peft"], atol=1e-6)
+    attention_only = load(run, "lora", 20).generate(2, seed=0, conditions=PROMPTS[:2])
+    assert not np.allclose(images["peft"], attention_only, atol=1e-3)
+
+
 def test_initial_noise_is_per_prompt_and_index_at_every_checkpoint(run):
     seen = {}
     for method, step in (("base", 0), ("full", 10)):

@@ -241,7 +241,6 @@ class ShardRows:
         self.dtype = np.dtype(np.float32)
         self.stats = stats
         self._fd: int | None = None
-        self._map: np.ndarray | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # file handles do not travel
         return {"path": self.path, "stats": self.stats}
@@ -264,15 +263,39 @@ class ShardRows:
         return out
 
     def take_rows(self, rows: np.ndarray) -> np.ndarray:
-        if self._map is None:
-            self._map = np.load(self.path, mmap_mode="r")
-        return self._map[np.asarray(rows, dtype=np.int64)]
+        """Rows at ascending indices, read with ``pread`` (runs of consecutive rows at once).
+
+        Not through a memory map: the kernel maps pages around each fault, so scattered
+        gathers would make the whole file resident in the process (measured: 0.94 of the
+        training features for a 1M-row search), where reads leave it in the page cache only.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        dim = self.shape[1]
+        out = np.empty((len(rows), dim), dtype=np.float32)
+        if not len(rows):
+            return out
+        view = memoryview(out).cast("B")
+        row_bytes = dim * 4
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate([[0], breaks])
+        ends = np.concatenate([breaks, [len(rows)]])
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            lo, hi = a * row_bytes, b * row_bytes
+            pos = self._offset + int(rows[a]) * row_bytes
+            while lo < hi:
+                n = os.preadv(self._fd, [view[lo:hi]], pos)
+                if n <= 0:
+                    raise InputFileError(
+                        f"index: {str(self.path)!r} is truncated; rebuild the index.")
+                lo, pos = lo + n, pos + n
+        return out
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self._map = None
 
 
 def _row_stats(rows: np.ndarray) -> dict[str, Any]:

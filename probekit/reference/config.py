@@ -33,6 +33,8 @@ from typing import Any
 
 from probekit.errors import UnknownNameError, ValidationError
 
+#: Modes of ``torch.compile`` accepted for the training step (``--compile``).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 PRESETS = ("celeba32", "digits", "digits-small", "gmm", "gmm-small", "mnist32",
            "mnist32-small", "ts-sines", "ts-sines-small")
 
@@ -332,6 +334,7 @@ def preset(
 
 
 __all__ = [
+    "COMPILE_MODES",
     "PRESETS",
     "DataConfig",
     "DiffusionConfig",

@@ -43,11 +43,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from probekit.errors import ValidationError
-from probekit.reference.config import RunConfig
+from probekit.reference.config import COMPILE_MODES, RunConfig
 from probekit.reference.diffusion import alphas_cumprod, q_sample
 from probekit.reference.handle import DiffusionHandle
 from probekit.reference.train import (
-    COMPILE_MODES,
     Callback,
     ResumePoint,
     TrainOutcome,
@@ -147,22 +146,60 @@ def _stack_optimizer_states(states: Sequence[dict[str, Any]], device: torch.devi
     return {"state": stacked, "param_groups": copy.deepcopy(first["param_groups"])}
 
 
-class _Stack:
-    """The stacked weights (and EMA) and the optimizer of the active members."""
+class StackedModels:
+    """``k`` networks of one architecture as stacked tensors, with one optimizer (and EMA).
 
-    def __init__(self, base: nn.Module, cfg: RunConfig, models: Sequence[nn.Module],
-                 emas: Sequence[nn.Module] | None, opt_states: Sequence[dict[str, Any]] | None,
-                 device: torch.device):
-        self.base = base
+    ``step`` runs one batched training step (forward through ``vmap``, backward, optimizer,
+    EMA) on inputs with a leading member axis, as built by :func:`stack_batches`; it returns
+    the ``k`` losses. ``compile_mode`` compiles the batched forward pass and loss.
+    """
+
+    def __init__(self, models: Sequence[nn.Module], cfg: RunConfig, *,
+                 emas: Sequence[nn.Module] | None = None,
+                 opt_states: Sequence[dict[str, Any]] | None = None,
+                 device: torch.device | str = "cpu", compile_mode: str | None = None):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.base = copy.deepcopy(models[0]).train()
         self.params, self.buffers = stack_module_state(list(models))
         self.emas = None
-        if emas is not None:
+        if emas:
             ema_params, _ = stack_module_state(list(emas))
             self.emas = {k: v.detach().requires_grad_(False) for k, v in ema_params.items()}
-        self.trainable = [p for p in self.params.values() if p.requires_grad]
         self.optimizer = optimizer_for(self.trainable, cfg.train)
-        if opt_states is not None:
-            self.optimizer.load_state_dict(_stack_optimizer_states(opt_states, device))
+        if opt_states:
+            self.optimizer.load_state_dict(_stack_optimizer_states(opt_states, self.device))
+        batched = vmap(_member_loss(self.base))
+        self._losses = (torch.compile(batched, mode=compile_mode, dynamic=False)
+                        if compile_mode is not None else batched)
+
+    @property
+    def trainable(self) -> list[torch.Tensor]:
+        return [p for p in self.params.values() if p.requires_grad]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.params.values())))
+
+    def draw_dropout_masks(self, batch: int) -> list[torch.Tensor] | None:
+        """One member's dropout masks for a batch (see :meth:`UNet.draw_dropout_masks`)."""
+        draw = getattr(self.base, "draw_dropout_masks", None)
+        return draw(batch, self.device) if draw is not None else None
+
+    def step(self, x_t: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+             weight: torch.Tensor, masks: list[torch.Tensor], *,
+             ema_decay: float | None = None) -> torch.Tensor:
+        """One optimizer step of every member; returns their losses ``(k,)``."""
+        with autocast(self.device, self.cfg.train.autocast_bf16):
+            losses = self._losses(self.params, self.buffers, x_t, t, noise, weight, masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.optimizer.step()
+        if self.emas is not None and ema_decay is not None:
+            with torch.no_grad():  # ema += (1 - decay) * (model - ema), all tensors at once
+                torch._foreach_lerp_(list(self.emas.values()),
+                                     [p.detach() for p in self.params.values()],
+                                     1.0 - ema_decay)
+        return losses.detach()
 
     def member_state(self, j: int, ema: bool) -> dict[str, torch.Tensor]:
         """Member ``j``'s state dict (raw weights or EMA), on the CPU."""
@@ -172,7 +209,41 @@ class _Stack:
         return state
 
     def optimizer_state(self, j: int) -> dict[str, Any]:
+        """Member ``j``'s optimizer state, in a plain run's format."""
         return _slice_optimizer_state(self.optimizer.state_dict(), j)
+
+    def keep(self, members: Sequence[int]) -> None:
+        """Keep only ``members`` (weights, EMA and optimizer state), in that order."""
+        index = torch.tensor(list(members), device=self.device)
+        opt_state = self.optimizer.state_dict()
+        self.params = {k: v.detach()[index].clone().requires_grad_(v.requires_grad)
+                       for k, v in self.params.items()}
+        self.buffers = {k: v[index].clone() for k, v in self.buffers.items()}
+        if self.emas is not None:
+            self.emas = {k: v[index].clone() for k, v in self.emas.items()}
+        self.optimizer = optimizer_for(self.trainable, self.cfg.train)
+        self.optimizer.load_state_dict(_stack_optimizer_states(
+            [_slice_optimizer_state(opt_state, j) for j in members], self.device))
+
+
+def stack_batches(draws: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                  masks: Sequence[list[torch.Tensor] | None], alpha_bar: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                             list[torch.Tensor]]:
+    """Members' ``(x0, t, noise)`` and dropout masks → the stacked, padded inputs of
+    :meth:`StackedModels.step`: ``x_t``, ``t``, ``noise``, the row weights (``1/batch`` on a
+    member's rows, 0 on padding) and the masks."""
+    rows = max(len(x0) for x0, _, _ in draws)
+    x_t = torch.stack([_pad(q_sample(x0, t, noise, alpha_bar), rows) for x0, t, noise in draws])
+    ts = torch.stack([_pad(t, rows, 1) for _, t, _ in draws])
+    noises = torch.stack([_pad(noise, rows) for _, _, noise in draws])
+    weight = torch.stack([_pad(torch.full((len(x0),), 1.0 / len(x0), device=x0.device), rows)
+                          for x0, _, _ in draws])
+    stacked: list[torch.Tensor] = []
+    if masks and masks[0] is not None:
+        stacked = [torch.stack([_pad(m[layer], rows, 1.0) for m in masks])
+                   for layer in range(len(masks[0]))]
+    return x_t, ts, noises, weight, stacked
 
 
 def train_ensemble(
@@ -306,13 +377,9 @@ def _train_group(cfgs, outs, datas, callbacks, points, *, device, stop_after_mem
         raise ValidationError("reference ensemble: runs resumed together must all hold resume "
                               "state at the same step.")
     use_ema = first.sampler.use_ema and first.train.ema_decay is not None
-    base = copy.deepcopy(models[0]).train()
-    stack = _Stack(base, first, models, emas or None, opt_states or None, device)
+    stack = StackedModels(models, first, emas=emas or None, opt_states=opt_states or None,
+                          device=device, compile_mode=compile_mode)
     del models, emas
-    loss_fn = _member_loss(base)
-    batched = vmap(loss_fn)
-    if compile_mode is not None:
-        batched = torch.compile(batched, mode=compile_mode, dynamic=False)
     step = points[0].step
     resumed_from = step if points[0].resumed else None
     started = time.perf_counter()
@@ -365,40 +432,20 @@ def _train_group(cfgs, outs, datas, callbacks, points, *, device, stop_after_mem
             for j, i in enumerate(active):
                 if members[i].callback is not None:
                     members[i].callback(step, handle(members[i], j, step))
-        active = _drop_done(stack, members, active, first, device)
+        active = _drop_done(stack, members, active)
         while active:
             t0 = time.perf_counter()
-            draws, masks_per_member = [], []
+            draws, masks = [], []
             for i in active:
                 m = members[i]
                 seed_dropout(step, m.cfg.train)
-                x0, t, noise = step_draws(step, m.data, m.cfg)
-                masks_per_member.append(base.draw_dropout_masks(len(x0), device)
-                                        if hasattr(base, "draw_dropout_masks") else None)
-                draws.append((x0, t, noise))
-            rows = max(len(x0) for x0, _, _ in draws)
-            x_t = torch.stack([_pad(q_sample(x0, t, noise, alpha_bar_dev), rows)
-                               for x0, t, noise in draws])
-            ts = torch.stack([_pad(t, rows, 1) for _, t, _ in draws])
-            noises = torch.stack([_pad(noise, rows) for _, _, noise in draws])
-            weight = torch.stack([_pad(torch.full((len(x0),), 1.0 / len(x0), device=device),
-                                       rows) for x0, _, _ in draws])
-            masks = []
-            if masks_per_member[0] is not None:
-                masks = [torch.stack([_pad(mm[layer], rows, 1.0) for mm in masks_per_member])
-                         for layer in range(len(masks_per_member[0]))]
-            with autocast(device, first.train.autocast_bf16):
-                losses = batched(stack.params, stack.buffers, x_t, ts, noises, weight, masks)
-            stack.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            stack.optimizer.step()
-            if stack.emas is not None:
-                with torch.no_grad():
-                    torch._foreach_lerp_(list(stack.emas.values()),
-                                         [p.detach() for p in stack.params.values()],
-                                         1.0 - ema_decay_at(step, first.train))
+                draws.append(step_draws(step, m.data, m.cfg))
+                masks.append(stack.draw_dropout_masks(len(draws[-1][0])))
+            losses = stack.step(*stack_batches(draws, masks, alpha_bar_dev),
+                                ema_decay=ema_decay_at(step, first.train)
+                                if stack.emas is not None else None)
             step += 1
-            values = losses.detach().cpu().tolist()
+            values = losses.cpu().tolist()
             elapsed = time.perf_counter() - t0
             for j, i in enumerate(active):
                 m = members[i]
@@ -419,7 +466,7 @@ def _train_group(cfgs, outs, datas, callbacks, points, *, device, stop_after_mem
                     written.append(members[i])
             for m in written:  # older resume state goes only once every member wrote this step
                 strip_resume_before(m.out, step, keep=0)
-            active = _drop_done(stack, members, active, first, device)
+            active = _drop_done(stack, members, active)
     finally:
         for m in members:
             if m.log is not None:
@@ -443,25 +490,14 @@ def _train_group(cfgs, outs, datas, callbacks, points, *, device, stop_after_mem
     return outcomes
 
 
-def _drop_done(stack: _Stack, members: list[_Member], active: list[int], cfg: RunConfig,
-               device: torch.device) -> list[int]:
-    """Remove finished or stopped members from the stack (weights, EMA, optimizer state)."""
+def _drop_done(stack: StackedModels, members: list[_Member], active: list[int]) -> list[int]:
+    """Remove finished or stopped members from the stack."""
     keep = [j for j, i in enumerate(active) if not (members[i].stopped or members[i].finished)]
     if len(keep) == len(active):
         return active
     if keep:
-        index = torch.tensor(keep, device=device)
-        opt_state = stack.optimizer.state_dict()
-        stack.params = {k: v.detach()[index].clone().requires_grad_(v.requires_grad)
-                        for k, v in stack.params.items()}
-        stack.buffers = {k: v[index].clone() for k, v in stack.buffers.items()}
-        if stack.emas is not None:
-            stack.emas = {k: v[index].clone() for k, v in stack.emas.items()}
-        stack.trainable = [p for p in stack.params.values() if p.requires_grad]
-        stack.optimizer = optimizer_for(stack.trainable, cfg.train)
-        states = [_slice_optimizer_state(opt_state, j) for j in keep]
-        stack.optimizer.load_state_dict(_stack_optimizer_states(states, device))
+        stack.keep(keep)
     return [active[j] for j in keep]
 
 
-__all__ = ["check_stackable", "train_ensemble"]
+__all__ = ["StackedModels", "check_stackable", "stack_batches", "train_ensemble"]

@@ -183,11 +183,17 @@ def sweep_summary(sweep: AxisSweep | None, *, quality_field: str | None = None
 
 
 def grid_summary(grid: GridAnalysis, *, quality_field: str | None = None) -> dict[str, Any]:
-    """The whole grid as plain JSON (what ``gmm-sweep.json`` and ``mnist32-grid.json`` hold)."""
+    """The whole grid as plain JSON (what ``gmm-sweep.json`` and a sweep's ``grid.json`` hold):
+    the two sweeps, and tau_mem of every run (``all_runs``: the phase diagram in (n, W))."""
+    all_runs = [{"n": n, "width": w, "tau_mem": tau_dict(a.tau_mem),
+                 "last_step": float(a.f_mem.steps[-1]) if a.f_mem is not None else None,
+                 "f_mem_last": float(a.f_mem.value[-1]) if a.f_mem is not None else None}
+                for (n, w), a in sorted(grid.analyses.items())]
     return {"mem_level": grid.mem_level, "gen_tol": grid.gen_tol,
             "base_width": grid.base_width, "base_n": grid.base_n,
             "n_sweep": sweep_summary(grid.n_sweep, quality_field=quality_field),
-            "width_sweep": sweep_summary(grid.width_sweep, quality_field=quality_field)}
+            "width_sweep": sweep_summary(grid.width_sweep, quality_field=quality_field),
+            "all_runs": all_runs}
 
 
 __all__ = [

@@ -36,7 +36,7 @@ from torch import nn
 from probekit.base import ModelHandle
 from probekit.errors import ConfigMismatchError, InputFileError, ValidationError
 from probekit.io import atomic_write_bytes, atomic_write_json
-from probekit.reference.config import RunConfig, ScheduleConfig, TrainConfig
+from probekit.reference.config import COMPILE_MODES, RunConfig, ScheduleConfig, TrainConfig
 from probekit.reference.diffusion import alphas_cumprod, denoising_loss
 from probekit.reference.handle import DiffusionHandle
 from probekit.reference.unet import UNet, count_parameters
@@ -430,10 +430,6 @@ def compiled_loss(compile_mode: str | None) -> Callable[..., torch.Tensor]:
             f"{compile_mode!r}."
         )
     return torch.compile(denoising_loss, mode=compile_mode, dynamic=False)
-
-
-#: Modes of ``torch.compile`` accepted for the training step.
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     config = TinyText2ImageConfig()
     if args.checkpoints:
-        config = replace(config, checkpoints=tuple(int(v) for v in args.checkpoints.split(",")))
+        steps = tuple(int(v) for v in args.checkpoints.split(","))
+        config = replace(config, checkpoints=steps, lora_checkpoints=steps)
     started = time.perf_counter()
     runs = build_runs(args.out, config)
     print(f"reference runs ready in {time.perf_counter() - started:.0f} s "
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         adapter = get_adapter("diffusers-text2image")(
             base=str(runs.base), num_inference_steps=args.steps, guidance_scale=args.guidance,
             batch_size=64, vae_batch_size=64)
-        for step in runs.steps:
+        for step in runs.steps_of(method):
             t0 = time.perf_counter()
             handle = adapter.load(Checkpoint(step, runs.checkpoint(method, step)))
             images = handle.generate(len(conditions), seed=0, conditions=conditions)

@@ -92,7 +92,8 @@ class TinyText2ImageConfig:
     batch_size: int = 8
     empty_prompts: float = 0.1  # --proportion_empty_prompts of the fine-tunes
     prior_batch: int = 4  # items of each batch from the class-captioned pool (prior preservation)
-    checkpoints: tuple[int, ...] = (100, 200, 400, 800, 1600)
+    checkpoints: tuple[int, ...] = (100, 200, 400, 800, 1600)  # full fine-tune
+    lora_checkpoints: tuple[int, ...] = (100, 200, 400, 800, 1600, 3200)  # LoRAs learn slower
     seed: int = 0
 
     def key(self) -> str:
@@ -111,8 +112,8 @@ class ReferenceRuns:
         The base pipeline folder (``model_index.json``, ``unet/``, ``vae/``, ...).
     full, lora : Path
         Output folders of the full and LoRA fine-tunes, with ``checkpoint-<step>/`` inside.
-    steps : tuple of int
-        Checkpoint steps (0 is the base).
+    steps, lora_steps : tuple of int
+        Checkpoint steps of the full and LoRA fine-tunes (0 is the base).
     train, holdout : float32 arrays (n, 1, 16, 16) in [0, 1]
         The fine-tune images and held-out digits, as an image folder would give them.
     captions : tuple of str
@@ -131,6 +132,7 @@ class ReferenceRuns:
     full: Path
     lora: Path
     steps: tuple[int, ...]
+    lora_steps: tuple[int, ...]
     train: np.ndarray
     holdout: np.ndarray
     captions: tuple[str, ...]
@@ -138,6 +140,10 @@ class ReferenceRuns:
     same_class_captions: tuple[str, ...]
     class_captions: tuple[str, ...]
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def steps_of(self, method: str) -> tuple[int, ...]:
+        """Checkpoint steps of ``method`` (``"full"`` or ``"lora"``), 0 (the base) first."""
+        return self.steps if method == "full" else self.lora_steps
 
     def checkpoint(self, method: str, step: int) -> Path:
         """Folder of ``method``'s (``"full"``/``"lora"``) checkpoint at ``step`` (0: base)."""
@@ -444,11 +450,12 @@ def finetune(base: Path, out: Path, method: str, config: TinyText2ImageConfig,
             save_lora(out / f"checkpoint-{step}")
 
         lr = config.lora_lr
-    steps = max(config.checkpoints)
+    checkpoints = config.checkpoints if method == "full" else config.lora_checkpoints
+    steps = max(checkpoints)
     prior = (latents_of(parts, data["pool"]), encode_captions(parts, data["pool_captions"]))
     train_denoiser(parts, latents, hidden, steps=steps, lr=lr, batch_size=config.batch_size,
                    empty_prompts=config.empty_prompts, seed=config.seed + 4, params=params,
-                   save=save, save_at=config.checkpoints, prior=prior,
+                   save=save, save_at=checkpoints, prior=prior,
                    n_prior=config.prior_batch)
     if method == "full":  # the script saves the final pipeline in its output folder
         save_pipeline(parts, out)
@@ -489,7 +496,7 @@ def build_runs(root: str | Path, config: TinyText2ImageConfig | None = None) -> 
             {"config": asdict(config), "recipe": RECIPE_VERSION, "seconds": seconds}, indent=2))
     return ReferenceRuns(
         base=folder / "base", full=folder / "full", lora=folder / "lora",
-        steps=(0, *config.checkpoints),
+        steps=(0, *config.checkpoints), lora_steps=(0, *config.lora_checkpoints),
         train=(data["train"] + 1.0) / 2.0, holdout=(data["holdout"] + 1.0) / 2.0,
         captions=data["train_captions"], unseen_captions=data["unseen_captions"],
         same_class_captions=data["same_class_captions"], class_captions=data["class_captions"],

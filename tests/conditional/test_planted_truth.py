@@ -41,8 +41,9 @@ def copy_rates(copy_probe, evaluations, method, step):
 @pytest.mark.parametrize("method", METHODS)
 def test_training_captions_copy_late_and_unseen_captions_never(copy_probe, evaluations, runs,
                                                                method):
-    rates = {step: copy_rates(copy_probe, evaluations, method, step) for step in runs.steps}
-    first, last = runs.steps[0], runs.steps[-1]
+    steps = runs.steps_of(method)
+    rates = {step: copy_rates(copy_probe, evaluations, method, step) for step in steps}
+    first, last = steps[0], steps[-1]
     own = {step: r[1] for step, r in rates.items()}
     unseen = {step: r[2] for step, r in rates.items()}
     assert own[first] <= 0.1, own
@@ -56,7 +57,7 @@ def test_training_captions_copy_late_and_unseen_captions_never(copy_probe, evalu
 @pytest.mark.parametrize("method", METHODS)
 def test_tau_mem_lies_between_the_first_and_last_checkpoint(copy_probe, evaluations, runs,
                                                             method):
-    steps = list(runs.steps)  # 0 (the base) ... the last checkpoint
+    steps = list(runs.steps_of(method))  # 0 (the base) ... the last checkpoint
     curve, low, high = [], [], []
     for step in steps:
         result, _, _ = copy_rates(copy_probe, evaluations, method, step)
@@ -72,10 +73,10 @@ def test_tau_mem_lies_between_the_first_and_last_checkpoint(copy_probe, evaluati
 def test_noise_magnitude_separates_training_captions_late(evaluations, runs, method):
     probe = get_probe("noise-magnitude")(n_steps=5)
     probe.prepare(runs.train, train_conditions=runs.captions)
-    late = probe.evaluate(model=evaluations.handle(method, runs.steps[-1]),
+    late = probe.evaluate(model=evaluations.handle(method, runs.steps_of(method)[-1]),
                           conditions=evaluations.conditions)
     assert late.values["auc"] >= 0.9, late.values
-    early = probe.evaluate(model=evaluations.handle(method, runs.steps[0]),
+    early = probe.evaluate(model=evaluations.handle(method, runs.steps_of(method)[0]),
                            conditions=evaluations.conditions)
     assert early.values["auc"] < late.values["auc"], (early.values, late.values)
 

@@ -11,7 +11,7 @@ import numpy as np
 from probekit.reference.text2image import TinyText2ImageConfig, build_runs, write_tokenizer
 
 MICRO = replace(TinyText2ImageConfig(), n_pool=64, n_holdout=16, vae_steps=2, base_steps=2,
-                checkpoints=(1, 2))
+                checkpoints=(1, 2), lora_checkpoints=(1, 2))
 
 
 def test_layout_of_the_scripts_and_reuse(tmp_path):
@@ -22,7 +22,8 @@ def test_layout_of_the_scripts_and_reuse(tmp_path):
         assert (runs.lora / f"checkpoint-{step}" / "pytorch_lora_weights.safetensors").is_file()
     assert (runs.full / "model_index.json").is_file()  # the final pipeline
     assert (runs.lora / "pytorch_lora_weights.safetensors").is_file()  # the final LoRA
-    assert runs.steps == (0, 1, 2) and runs.checkpoint("lora", 0) == runs.base
+    assert runs.steps == runs.steps_of("lora") == (0, 1, 2)
+    assert runs.checkpoint("lora", 0) == runs.base
     assert runs.train.shape == (8, 1, 16, 16) and 0 <= runs.train.min() <= runs.train.max() <= 1
     assert len(set(runs.captions)) == 8 and not set(runs.captions) & set(runs.unseen_captions)
     assert {"base", "full", "lora", "base_cpu"} <= set(runs.seconds)

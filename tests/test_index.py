@@ -110,6 +110,24 @@ def test_approximate_recall_matches_recount(tmp_path, data):
                 assert report["recall"] == 1.0
 
 
+def test_ivf_pq_candidates_are_reranked_exactly(tmp_path, data):
+    train, queries = data
+    with pytest.raises(ValidationError, match="pq_m must divide the feature dimension 24"):
+        build_index(train, tmp_path / "bad", {"mode": "approximate", "ivf": "pq", "pq_m": 5,
+                                              "nlist": 8}, quiet=True)
+    out = build_index(train, tmp_path / "ix", {"shards": 2, "mode": "approximate",
+                                               "ivf": "pq", "pq_m": 4, "nlist": 8}, quiet=True)
+    ref, _ = distinct(train)
+    _, exact_i = brute_force(queries, ref, 2)
+    with FeatureIndex.open(out, nprobe=8, rerank=64, recall_sample=120) as index:
+        assert index.manifest["ivf"]["kind"] == "pq"
+        dist, idx = index.search(queries, 2)
+        recall = np.mean([len(set(a) & set(b)) / 2 for a, b in zip(idx, exact_i, strict=True)])
+        assert recall >= 0.99 and index.last_search_["recall"] >= 0.99
+        want = np.sqrt(((queries[:, None, :].astype(np.float64) - ref[idx]) ** 2).sum(-1))
+        np.testing.assert_allclose(dist, want, rtol=1e-12)  # float64, not PQ, distances
+
+
 def test_low_recall_warns(tmp_path, data):
     train, queries = data
     out = build_index(train, tmp_path / "ix", {"mode": "approximate", "nlist": 64,

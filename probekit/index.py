@@ -902,6 +902,7 @@ class FeatureIndex:
         self._ray_started = False
         self._actors: list[Any] | None = None
         self._local: list[ShardSearcher] | None = None
+        self.closed = False
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -1027,6 +1028,7 @@ class FeatureIndex:
         for srv in self._local or []:
             srv.close()
         self._local = None
+        self.closed = True
 
     def __enter__(self) -> FeatureIndex:
         return self
@@ -1158,6 +1160,9 @@ class _ShardServer:
         return self.searcher.approximate(q, k, nprobe, rerank)
 
 
+_OPEN: dict[tuple, FeatureIndex] = {}
+
+
 def open_for_probe(settings: IndexSearchSettings, extractor: FeatureExtractor, *, who: str,
                    n_train: int | None = None,
                    sample_shape: Sequence[int] | None = None) -> FeatureIndex:
@@ -1165,11 +1170,17 @@ def open_for_probe(settings: IndexSearchSettings, extractor: FeatureExtractor, *
     checking the feature space (and, when given, the training-set size and sample shape)."""
     if not settings.index:
         raise ValidationError(f"{who}: no index setting; set index=INDEX_DIR.")
-    index = FeatureIndex.open(
-        settings.index, mode=settings.index_mode, nprobe=settings.index_nprobe,
-        rerank=settings.index_rerank, recall_sample=settings.index_recall_sample,
-        recall_floor=settings.index_recall_floor, seed=settings.seed, ray=settings.index_ray,
-    )
+    options = {"mode": settings.index_mode, "nprobe": settings.index_nprobe,
+               "rerank": settings.index_rerank, "recall_sample": settings.index_recall_sample,
+               "recall_floor": settings.index_recall_floor, "seed": settings.seed,
+               "ray": settings.index_ray}
+    manifest = Path(settings.index) / MANIFEST
+    stamp = manifest.stat().st_mtime_ns if manifest.is_file() else None
+    key = (str(Path(settings.index).resolve()), stamp, tuple(sorted(options.items())))
+    index = _OPEN.get(key)
+    if index is None or index.closed:  # one open index (and one set of actors) per process
+        index = FeatureIndex.open(settings.index, **options)
+        _OPEN[key] = index
     index.check_feature_space(extractor, who=who)
     if n_train is not None and n_train != index.n_rows_given:
         raise ValidationError(

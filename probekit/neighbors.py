@@ -166,6 +166,9 @@ class NearestNeighborIndex:
                 f"NearestNeighborIndex: engine='faiss' runs on the CPU only; got device="
                 f"{self.device!r}. Use engine='torch' (or 'auto') for a GPU."
             )
+        if self.engine == "torch" and self.device != "cpu":
+            _check_torch_device(self.device)
+        self._cache_bytes = int(cache_bytes)
         self._store = isinstance(ref, RowStore)
         self._memmap = isinstance(ref, np.memmap)
         starts = range(0, self.n_reference, self.chunk_size)
@@ -310,7 +313,9 @@ class NearestNeighborIndex:
         import torch
 
         device = torch.device(self.device)
-        if self._device_ref is None and self._ref32 is not None:
+        on_device = self._ref32 is not None and (
+            self.device == "cpu" or self._ref32.nbytes <= self._cache_bytes)
+        if self._device_ref is None and on_device:  # else chunks are sent on every search
             ref = torch.from_numpy(self._ref32).to(device)
             self._device_ref = (ref, (ref * ref).sum(dim=1))
         q = torch.from_numpy(q32).to(device)
@@ -503,6 +508,24 @@ def refine_candidates(
     full = np.flatnonzero(n_refine >= cand_d.shape[1])
     bound = cand_d[full, -1] - err[full]
     return out_d, out_i, full[~(bound > out_d[full, -1])]
+
+
+def _check_torch_device(device: str) -> None:
+    """A one-line error for a torch device that does not exist here."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValidationError(
+            f"NearestNeighborIndex: device must be a torch device such as 'cpu' or 'cuda'; got "
+            f"{device!r} ({exc}). Check ${DEVICE_ENV}."
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(
+            f"NearestNeighborIndex: device is {device!r} but no CUDA device is available; use "
+            f"device='cpu' (or unset ${DEVICE_ENV})."
+        )
 
 
 def _merge(

@@ -210,6 +210,15 @@ def test_device_from_environment(monkeypatch, data):
     assert NearestNeighborIndex(ref).engine == "faiss"
     with pytest.raises(ValidationError, match="engine='faiss' runs on the CPU only"):
         NearestNeighborIndex(ref, engine="faiss", device="cuda")
+    monkeypatch.setenv("PROBEKIT_KNN_DEVICE", "not-a-device")
+    with pytest.raises(ValidationError, match="must be a torch device"):
+        NearestNeighborIndex(ref)
+    import torch
+
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("PROBEKIT_KNN_DEVICE", "cuda")
+        with pytest.raises(ValidationError, match="no CUDA device is available"):
+            NearestNeighborIndex(ref)
 
 
 def test_errors():

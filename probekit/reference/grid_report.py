@@ -5,7 +5,7 @@ number comes from the analysis."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -142,4 +142,34 @@ def plot_grid(grid: GridAnalysis, summary: Mapping[str, Any], *, title: str,
     return to_png(fig)
 
 
-__all__ = ["format_grid", "grid_csv", "plot_grid"]
+def plot_phase(runs: Sequence[Mapping[str, Any]], *, mem_level: float,
+               cap: float | None = None) -> bytes:
+    """The phase diagram in (n, W): a filled marker where f_mem reached ``mem_level`` within
+    the run (annotated with tau_mem), an open one where it did not (annotated with the last
+    step). ``runs``: dicts with ``n``, ``width``, ``tau_mem`` (a value or ``None``) and
+    ``last_step`` (e.g. a grid summary's ``all_runs`` flattened)."""
+    from matplotlib.figure import Figure
+
+    from probekit._plotting import to_png
+
+    fig = Figure(figsize=(5.5, 4.5))
+    ax = fig.subplots()
+    for r in runs:
+        reached = r["tau_mem"] is not None
+        ax.scatter(r["n"], r["width"], s=90, marker="o",
+                   facecolors="#d62728" if reached else "none", edgecolors="#d62728")
+        label = f"{r['tau_mem']:.0f}" if reached else f">{r['last_step']:.0f}"
+        ax.annotate(label, (r["n"], r["width"]), textcoords="offset points", xytext=(6, 6),
+                    fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("n (training images)")
+    ax.set_ylabel("W (base width)")
+    budget = "" if cap is None else f" (step cap {cap:.0f})"
+    ax.set_title(f"f_mem >= {mem_level:g} reached within the run{budget}:\n"
+                 "filled = yes (tau_mem in steps), open = no (last step)", fontsize=8)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+__all__ = ["format_grid", "grid_csv", "plot_grid", "plot_phase"]

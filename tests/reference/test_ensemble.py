@@ -24,7 +24,7 @@ from probekit.reference.train import (
 from probekit.types import Provenance, Result
 
 
-def _config(tiny, n, seed, optimizer="sgd", steps=20, ema=True):
+def _config(tiny, n, seed, optimizer="sgd", steps=12, ema=True):
     """The tiny digits config with full batches min(n, 512) (so members of different n have
     different batches and the ensemble pads), dropout 0.1 and attention at 4×4."""
     cfg = tiny(n=n, steps=steps, seed=seed, with_replacement=False, batch_size=512,
@@ -51,14 +51,16 @@ def _samples(ckpt_path, n=8):
 
 
 def _assert_same_runs(plain, batched, *, exact_weights):
-    """Same per-step losses to 1e-5, the same checkpoint steps, the same samples."""
+    """Same per-step losses to 1e-5, the same checkpoint steps, the same samples (to 1e-4 in
+    [-1, 1]; 1e-3 with Adam, see below)."""
     assert [s for s, _ in list_checkpoints(plain)] == [s for s, _ in list_checkpoints(batched)]
     a, b = _losses(plain), _losses(batched)
     assert [s for s, _ in a] == [s for s, _ in b] and len(a) > 0
     np.testing.assert_allclose([v for _, v in b], [v for _, v in a], rtol=0, atol=1e-5)
     last = list_checkpoints(plain)[-1][1]
     other = batched / last.name
-    np.testing.assert_allclose(_samples(other), _samples(last), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(_samples(other), _samples(last), rtol=0,
+                               atol=1e-4 if exact_weights else 1e-3)
     if exact_weights:
         wa, wb = load_checkpoint(last)["weights"], load_checkpoint(other)["weights"]
         for k in wa:
@@ -67,17 +69,17 @@ def _assert_same_runs(plain, batched, *, exact_weights):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_ensemble_equals_one_run_at_a_time(tmp_path, tiny, optimizer):
-    cfgs = [_config(tiny, 8, 0, optimizer), _config(tiny, 12, 1, optimizer),
-            _config(tiny, 8, 2, optimizer)]
+    cfgs = [_config(tiny, 8, 0, optimizer), _config(tiny, 12, 1, optimizer)]
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"plain-{i}", quiet=True)
-    outcomes = train_ensemble(cfgs, [tmp_path / f"ens-{i}" for i in range(3)], quiet=True)
-    assert [o.last_step for o in outcomes] == [20, 20, 20]
-    for i in range(3):
+    outcomes = train_ensemble(cfgs, [tmp_path / f"ens-{i}" for i in range(2)], quiet=True)
+    assert [o.last_step for o in outcomes] == [12, 12]
+    for i in range(2):
         # SGD: the weights agree too. Adam divides each gradient by its running RMS, so in the
-        # directions the loss does not depend on (the per-group mean of a bias before a
+        # directions the loss (almost) does not depend on (the per-group mean of a bias before a
         # GroupNorm, the key bias of attention) float32 rounding noise of ~1e-9 becomes steps
-        # of ±lr: those weights drift apart, the network's outputs do not.
+        # of ±lr: those weights drift apart by up to ~5e-3, the losses stay equal to 1e-5 and
+        # the samples to ~2e-4 (measured).
         _assert_same_runs(tmp_path / f"plain-{i}", tmp_path / f"ens-{i}",
                           exact_weights=optimizer == "sgd")
     # members write plain run directories: resume state only in the newest checkpoint
@@ -88,7 +90,7 @@ def test_ensemble_equals_one_run_at_a_time(tmp_path, tiny, optimizer):
 
 
 def test_ensemble_resumes_and_extends_like_a_plain_run(tmp_path, tiny):
-    cfgs = [_config(tiny, 8, 0, steps=20), _config(tiny, 12, 1, steps=20)]
+    cfgs = [_config(tiny, 8, 0), _config(tiny, 12, 1)]
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"plain-{i}", quiet=True)
     short = [dataclasses.replace(c, train=dataclasses.replace(c.train, steps=10)) for c in cfgs]
@@ -125,18 +127,18 @@ def _fake_probe(schedule):
 
 
 def test_a_member_that_stops_on_f_mem_leaves_the_stack(tmp_path, tiny):
-    cfgs = [_config(tiny, 8, 0, steps=40), _config(tiny, 12, 1, steps=40)]
+    cfgs = [_config(tiny, 8, 0, steps=24), _config(tiny, 12, 1, steps=24)]
     callbacks = [_fake_probe(lambda s: 1.0 if s >= 10 else 0.0), _fake_probe(lambda s: 0.0)]
     for i, cfg in enumerate(cfgs):
         train(cfg, tmp_path / f"plain-{i}", callback=callbacks[i], stop_after_mem=0.5,
               quiet=True)
     outs = [tmp_path / f"ens-{i}" for i in range(2)]
     outcomes = train_ensemble(cfgs, outs, callbacks=callbacks, stop_after_mem=0.5, quiet=True)
-    assert [(o.last_step, o.stopped_early) for o in outcomes] == [(20, True), (40, False)]
+    assert [(o.last_step, o.stopped_early) for o in outcomes] == [(20, True), (24, False)]
     for i in range(2):  # the survivor's optimizer state was carried over exactly
         _assert_same_runs(tmp_path / f"plain-{i}", outs[i], exact_weights=True)
     again = train_ensemble(cfgs, outs, callbacks=callbacks, stop_after_mem=0.5, quiet=True)
-    assert [(o.last_step, o.stopped_early) for o in again] == [(20, True), (40, False)]
+    assert [(o.last_step, o.stopped_early) for o in again] == [(20, True), (24, False)]
 
 
 def test_runs_that_cannot_share_a_stack_are_refused(tiny, tmp_path):

@@ -144,6 +144,7 @@ class MembershipInferenceProbe(Probe):
 
     modality = "any"
     headline = "auc"
+    headline_range = (0.0, 1.0)
     higher_is_better = False  # a higher AUC means more leakage
     requires: ClassVar[tuple[str, ...]] = ("train", "holdout", "model")
     Settings = MembershipSettings

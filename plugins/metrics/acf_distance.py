@@ -12,6 +12,8 @@ provenance.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pydantic
 
@@ -39,6 +41,7 @@ class ACFDistance(Metric):
     modality = "timeseries"
     description = "RMS difference of mean autocorrelations (lags 1..max_lag) real vs generated"
     headline = "acf_distance"
+    headline_range = (0.0, math.inf)
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

@@ -46,6 +46,7 @@ class DiscriminativeScore(Metric):
     modality = "timeseries"
     description = "|accuracy - 0.5| of a held-out classifier of real vs generated series"
     headline = "discriminative_score"
+    headline_range = (0.0, 0.5)
     min_samples = 3  # a held-out split of each class
     higher_is_better = False
     role = "quality"

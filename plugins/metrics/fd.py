@@ -9,6 +9,8 @@ features it is the quality metric of the bundled-digits reference pipeline.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from probekit import Result, hookimpl
@@ -23,6 +25,7 @@ class FrechetDistance(FeatureMetric):
     name = "fd"
     description = "Fréchet distance of feature means/covariances (any registered extractor)"
     headline = "fd"
+    headline_range = (0.0, math.inf)
     min_samples = 2  # a covariance
     higher_is_better = False
     role = "quality"

@@ -14,6 +14,7 @@ with :func:`probekit_plugins.features.inception.save_png_folder` (tested to 1e-3
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import numpy as np
@@ -68,6 +69,7 @@ class FrechetInceptionDistance(FrechetDistance):
     modality = "image"
     description = "Fréchet Inception Distance, equal to pytorch-fid's; offline weights"
     headline = "fid"
+    headline_range = (0.0, math.inf)
     higher_is_better = False
     role = "quality"
     Settings = FrechetInceptionDistanceSettings

@@ -17,6 +17,8 @@ They see heavy tails and asymmetry that a small Wasserstein distance can hide.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pydantic
 
@@ -66,6 +68,7 @@ class MarginalDistance(Metric):
     modality = "timeseries"
     description = "mean per-channel 1-Wasserstein distance of the value distributions"
     headline = "marginal_distance"
+    headline_range = (0.0, math.inf)
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

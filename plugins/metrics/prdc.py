@@ -105,6 +105,7 @@ class PrecisionRecallDensityCoverage(FeatureMetric):
     name = "prdc"
     description = "precision, recall, density, coverage (Naeem et al. 2020), k-NN balls, k=5"
     headline = "coverage"
+    headline_range = (0.0, 1.0)
     higher_is_better = True
     role = "quality"
 

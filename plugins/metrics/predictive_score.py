@@ -14,6 +14,8 @@ series whose second-order (autocorrelation) structure differs from the real one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pydantic
 
@@ -66,6 +68,7 @@ class PredictiveScore(Metric):
     modality = "timeseries"
     description = "train a linear next-step predictor on generated series, MAE on real series"
     headline = "mae"
+    headline_range = (0.0, math.inf)
     higher_is_better = False
     role = "quality"
     requires = ("holdout", "samples")

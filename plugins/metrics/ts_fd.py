@@ -10,6 +10,8 @@ encoder, so numbers are comparable across papers and machines).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from probekit import FeatureExtractor, Metric, Result, hookimpl
@@ -32,6 +34,7 @@ class TimeSeriesFrechetDistance(Metric):
     modality = "timeseries"
     description = "Fréchet distance on fixed random-kernel (ROCKET) features of the series"
     headline = "ts_fd"
+    headline_range = (0.0, math.inf)
     min_samples = 2  # a covariance
     higher_is_better = False
     role = "quality"

@@ -50,6 +50,7 @@ class NearestNeighborRatio(Probe):
     modality = "any"
     description = "fraction of samples with d1/d2 < k to the training set (Bonnaire et al. Eq. 6)"
     headline = "f_mem"
+    headline_range = (0.0, 1.0)
     higher_is_better = False
     requires = ("train", "samples", "conditions")  # conditions: used by scope="prompt"
     Settings = NearestNeighborRatioSettings

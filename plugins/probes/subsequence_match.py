@@ -85,6 +85,7 @@ class SubsequenceMatch(Probe):
         "(trivial matches excluded)"
     )
     headline = "f_copied_series"
+    headline_range = (0.0, 1.0)
     higher_is_better = False
     requires = ("train", "samples")
     Settings = SubsequenceMatchSettings

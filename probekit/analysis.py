@@ -550,9 +550,76 @@ def analyze_scaling(
     )
 
 
+# -- per-prompt tables of conditional runs -----------------------------------------------------
+
+#: Per-sample fields of conditional probes that a per-prompt table averages, and what their
+#: mean over a prompt's generations is.
+PER_PROMPT_FIELDS = {
+    "copied": "fraction of the prompt's generations that copy a training image",
+    "copied_own": "fraction that copy the training image of their own caption",
+    "memorized": "fraction memorized (d1/d2 < k over the whole training set)",
+    "memorized_prompt": "fraction memorized among the prompt's own training items",
+    "clique_size": "largest clique of near-identical generations (extraction)",
+    "score": "noise magnitude of the prompt (noise-magnitude)",
+}
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """One row of ``per_prompt.csv``: a per-sample ``field`` of ``measure`` averaged over the
+    ``n`` generations of ``prompt`` at ``step``, with a percentile-bootstrap CI over them."""
+
+    step: int
+    measure: str
+    field: str
+    prompt: Any
+    n: int
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+def per_prompt_rows(artifacts: Mapping[tuple[int, str], Mapping[str, np.ndarray]], *,
+                    n_bootstrap: int = 1000, seed: int = 0) -> list[PromptRow]:
+    """The per-prompt rows of a run from its per-sample artifacts.
+
+    ``artifacts`` maps ``(step, measure)`` to that result's per-sample arrays; those with a
+    ``condition`` array (one caption or label per generation) give one row per prompt for
+    each field of :data:`PER_PROMPT_FIELDS` they hold (NaN entries, e.g. ``copied_own`` of an
+    unseen caption, are left out of ``n``). Rows are ordered by step, measure, field, then
+    prompt in order of first appearance.
+    """
+    from probekit.conditions import decode_conditions, summarize_by_condition
+
+    rows: list[PromptRow] = []
+    for (step, measure) in sorted(artifacts):
+        arrays = artifacts[(step, measure)]
+        if "condition" not in arrays:
+            continue
+        conditions = decode_conditions(arrays["condition"])
+        for name in PER_PROMPT_FIELDS:
+            values = arrays.get(name)
+            if values is None or np.ndim(values) != 1 or len(values) != len(conditions):
+                continue
+            for summary in summarize_by_condition(conditions, np.asarray(values, dtype=float),
+                                                  n_bootstrap=n_bootstrap, seed=seed):
+                rows.append(PromptRow(int(step), measure, name, summary.condition,
+                                      summary.n_samples, summary.value, *summary.ci))
+    return rows
+
+
+def prompt_field(rows: Sequence[PromptRow], measure: str) -> str | None:
+    """The field a per-prompt table shows for ``measure``: the first of
+    :data:`PER_PROMPT_FIELDS` it has rows for (``copied`` for prompt-copy)."""
+    present = {r.field for r in rows if r.measure == measure}
+    return next((f for f in PER_PROMPT_FIELDS if f in present), None)
+
+
 __all__ = [
     "LOSS_GAP_MEASURE",
+    "PER_PROMPT_FIELDS",
     "Curve",
+    "PromptRow",
     "RunAnalysis",
     "ScalingAnalysis",
     "analyze_run",
@@ -561,6 +628,8 @@ __all__ = [
     "curves_from_rows",
     "headline_curves",
     "measure_table",
+    "per_prompt_rows",
+    "prompt_field",
     "run_size",
     "thresholds",
     "timescale_settings",

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,14 +109,20 @@ class ReferenceCache:
         train: np.ndarray | None,
         holdout: np.ndarray | None,
         reference_sha256: Mapping[str, str],
+        train_conditions: Sequence[Any] | None = None,
     ) -> PrepareOutcome:
         """Prepare ``measure`` on its reference data, through the cache.
 
         ``reference_sha256`` holds :func:`array_sha256` of ``train`` / ``holdout`` (computed
-        once by the caller, as the arrays can be large).
+        once by the caller, as the arrays can be large) and, with ``train_conditions`` (one
+        caption or label per training item, given to measures that require
+        ``"conditions"``), a hash of them under ``"train_conditions"``.
         """
         roles = reference_roles(measure)
         data = {"train": train, "holdout": holdout}
+        conditional = train_conditions is not None and "conditions" in measure.requires
+        if conditional:
+            roles = (*roles, "train_conditions")
         key = None
         if self.root is not None:
             key = cache_key(measure, {r: reference_sha256[r] for r in roles})
@@ -130,6 +136,9 @@ class ReferenceCache:
                     pass  # stale or foreign entry: prepare again and rewrite it
         if isinstance(measure, Metric):
             measure.prepare(data[roles[0]])
+        elif conditional:
+            measure.prepare(data["train"], holdout=data["holdout"] if "holdout" in roles else None,
+                            train_conditions=train_conditions)
         else:
             measure.prepare(data["train"], holdout=data["holdout"] if "holdout" in roles else None)
         if self.root is None or key is None:

@@ -612,6 +612,151 @@ def prompts_from_conditions(
     return tuple(PromptRequest(c, samples_per_prompt) for c in unique_conditions(conditions))
 
 
+# -- conditions in an evaluation (``probekit evaluate``) ---------------------------------------
+
+
+def is_conditional_source(path: str | Path) -> bool:
+    """Whether ``path`` holds images *with* conditions: a folder with a ``metadata.jsonl``, or
+    an ``.npz`` holding ``images`` beside ``captions`` or ``labels`` (what
+    :func:`load_conditional_set` reads). Other data are read as plain arrays."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / METADATA_FILE).is_file()
+    if p.suffix.lower() == ".npz" and p.is_file():
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                names = set(data.files)
+        except Exception:  # unreadable: the plain reader says why
+            return False
+        return "images" in names and bool(names & {"captions", "labels"})
+    return False
+
+
+def adapter_condition_kind(adapter: object) -> str | None:
+    """``"text"`` / ``"class"`` for an adapter (class or instance) of a conditional model
+    (its ``condition_kind`` class attribute), ``None`` for an unconditional one."""
+    kind = getattr(adapter if isinstance(adapter, type) else type(adapter), "condition_kind",
+                   None)
+    return kind if kind in CONDITION_KINDS else None
+
+
+def needs_conditions(measure: object) -> bool:
+    """Whether a measure cannot run without conditions.
+
+    A measure says so with a ``needs_conditions`` class attribute (``noise-magnitude``); a
+    measure that uses conditions only when asked to says so with a ``scope="prompt"`` setting
+    (``nn-ratio``). Measures that merely *use* conditions when given them (``prompt-copy``,
+    ``extraction``: per-prompt tables) run without them too.
+    """
+    flag = getattr(type(measure), "needs_conditions", None)
+    if isinstance(flag, bool):
+        return flag
+    return getattr(getattr(measure, "settings", None), "scope", None) == "prompt"
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What a conditional evaluation samples at every checkpoint.
+
+    Attributes
+    ----------
+    requests : tuple of PromptRequest
+        The prompts (or labels) and how many samples each.
+    source : str
+        ``"prompts file"`` (``--prompts FILE``) or ``"training set"`` (its distinct
+        conditions).
+    """
+
+    requests: tuple[PromptRequest, ...]
+    source: str
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """One condition per sample, prompt by prompt."""
+        return expand_prompts(self.requests)
+
+    @property
+    def n_samples(self) -> int:
+        return sum(r.n_samples for r in self.requests)
+
+
+def plan_samples(
+    *, prompts: str | Path | None, samples_per_prompt: int | None, n_samples: int,
+    train_conditions: Sequence[Condition] | None, model_kind: str | None,
+    model_name: str = "the model",
+) -> SamplePlan | None:
+    """Decide the conditions an evaluation samples (``None``: unconditional sampling, or a
+    class-conditional model whose labels are drawn by its handle).
+
+    Rules: a prompts file is read with ``samples_per_prompt`` per line (default
+    ``n_samples // n_prompts``; JSONL lines may give their own ``n_samples``); without one, a
+    conditional model samples the training set's own distinct conditions
+    (``samples_per_prompt`` each, default ``n_samples // n_prompts``); a class-conditional
+    model with an unlabelled training set draws its labels. Refused in one line: prompts for
+    an unconditional model, prompts of the wrong kind (captions for a class-conditional model),
+    and a text-to-image model with neither prompts nor captions.
+    """
+    if prompts is not None and model_kind is None:
+        raise ValidationError(
+            f"evaluate: prompts apply to a conditional model; {model_name} is unconditional "
+            f"(it samples without captions or labels). Drop --prompts {str(prompts)!r}, or use "
+            "a conditional adapter (diffusers-text2image, diffusers-class-conditional)."
+        )
+    if model_kind is None:
+        return None
+    if prompts is not None:
+        first = load_prompts(prompts)
+        spp = samples_per_prompt or max(1, n_samples // len(first))
+        requests = load_prompts(prompts, samples_per_prompt=spp)
+        source = "prompts file"
+    elif train_conditions is not None:
+        distinct = unique_conditions(train_conditions)
+        spp = samples_per_prompt or max(1, n_samples // len(distinct))
+        requests = prompts_from_conditions(distinct, spp)
+        source = "training set"
+    elif model_kind == "class":
+        return None  # the handle draws the labels (draw_labels), the same at every checkpoint
+    else:
+        raise ValidationError(
+            f"evaluate: {model_name} is a text-to-image model and needs prompts; got neither "
+            "--prompts FILE nor a training set with captions. Pass --prompts FILE, or --train "
+            f"a folder with a {METADATA_FILE} (file_name, text) or an .npz with images and "
+            "captions."
+        )
+    found = condition_kind([r.condition for r in requests])
+    if found != model_kind:
+        what = {"text": "captions", "class": "class labels"}
+        where = f"the prompts file {str(prompts)!r}" if prompts is not None else \
+            "the training set"
+        raise ValidationError(
+            f"evaluate: {model_name} takes {what[model_kind]}; {where} holds {what[found]}. "
+            + ("Write labels as JSONL lines {\"label\": 3}." if model_kind == "class" else
+               "Give captions (one per line, or JSONL {\"prompt\": ...}).")
+        )
+    return SamplePlan(tuple(requests), source)
+
+
+def keep_indices(conditions: Sequence[Condition] | None, n: int, n_keep: int) -> np.ndarray:
+    """Which of ``n`` generated samples a run keeps for its report: the first ``n_keep``
+    without conditions; with them, round-robin over the prompts (the first sample of every
+    prompt, then the second of every prompt, ...), so the report's grids show every prompt.
+    The report recomputes the same indices from the stored conditions."""
+    n_keep = max(0, min(int(n_keep), int(n)))
+    if conditions is None:
+        return np.arange(n_keep, dtype=np.int64)
+    within = index_within_condition(conditions)
+    order = np.lexsort((np.arange(len(within)), within))  # by rank within prompt, then position
+    return order[:n_keep].astype(np.int64)
+
+
+def conditions_sha256(**parts: Sequence[Condition] | None) -> str:
+    """SHA-256 of named condition lists (``None`` parts included as null): the identity of
+    what a conditional run sampled and compared with, recorded in ``config.json``."""
+    key = json.dumps({k: (None if v is None else list(v)) for k, v in sorted(parts.items())},
+                     ensure_ascii=False)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
 # -- the conditional model handle --------------------------------------------------------------
 
 
@@ -696,10 +841,13 @@ __all__ = [
     "ConditionalModelHandle",
     "ConditionalSet",
     "PromptRequest",
+    "SamplePlan",
+    "adapter_condition_kind",
     "check_conditions",
     "cluster_bootstrap_ci",
     "condition_kind",
     "condition_label",
+    "conditions_sha256",
     "decode_conditions",
     "draw_labels",
     "encode_conditions",
@@ -709,8 +857,12 @@ __all__ = [
     "index_within_condition",
     "initial_noise",
     "is_conditional",
+    "is_conditional_source",
+    "keep_indices",
     "load_conditional_set",
     "load_prompts",
+    "needs_conditions",
+    "plan_samples",
     "prompts_from_conditions",
     "ratio_within_conditions",
     "sample_seed",

@@ -80,6 +80,9 @@ class _Data:
     holdout_path: str | None
     dataset: str | None
     dataset_settings: dict[str, Any]
+    #: One caption or class label per item, when the data carry them (DESIGN §4).
+    train_conditions: tuple[Any, ...] | None = None
+    holdout_conditions: tuple[Any, ...] | None = None
 
 
 def _load_data(train: Any, holdout: Any, settings: EvaluationSettings) -> _Data:
@@ -102,17 +105,25 @@ def _load_data(train: Any, holdout: Any, settings: EvaluationSettings) -> _Data:
         return _Data(splits.train, splits.holdout, None, None, dataset,
                      ds.settings.model_dump(mode="json"))
 
-    def one(value: Any) -> tuple[np.ndarray | None, str | None]:
+    from probekit.conditions import ConditionalSet, is_conditional_source, load_conditional_set
+
+    def one(value: Any) -> tuple[np.ndarray | None, str | None, tuple[Any, ...] | None]:
         if value is None:
-            return None, None
+            return None, None, None
+        if isinstance(value, ConditionalSet):
+            return value.images, None, value.conditions
         if isinstance(value, str | Path):
             path = Path(value)
-            return load_array(path), str(path.resolve())
-        return value, None
+            if is_conditional_source(path):  # images with captions or labels
+                cset = load_conditional_set(path)
+                return cset.images, str(path.resolve()), cset.conditions
+            return load_array(path), str(path.resolve()), None
+        return value, None, None
 
-    train_arr, train_path = one(train)
-    holdout_arr, holdout_path = one(holdout)
-    return _Data(train_arr, holdout_arr, train_path, holdout_path, None, {})
+    train_arr, train_path, train_conds = one(train)
+    holdout_arr, holdout_path, holdout_conds = one(holdout)
+    return _Data(train_arr, holdout_arr, train_path, holdout_path, None, {}, train_conds,
+                 holdout_conds)
 
 
 def _float_dtype(x: Any) -> type:
@@ -273,12 +284,22 @@ class SeriesEvaluator:
         self.train, self.holdout = self._check_data(data)
         self.modality = _modality_of(self.train if self.train is not None else self.holdout)
         self.sample_shape = (self.train if self.train is not None else self.holdout).shape[1:]
+        self.train_conditions = data.train_conditions
+        self.plan = self._plan_samples(s)
+        if self.plan is not None:  # a conditional model samples its prompts
+            self.n_samples = self.plan.n_samples
+            check_run_settings(s, self.measures, self.n_samples, self.out)
         self._check_requirements()
         check_sample_memory(self.n_samples, self.sample_shape)
         self.sha256 = {
             "train": array_sha256(self.train) if self.train is not None else None,
             "holdout": array_sha256(self.holdout) if self.holdout is not None else None,
         }
+        if self.train_conditions is not None:  # part of the cache key of conditional measures
+            from probekit.conditions import conditions_sha256
+
+            self.sha256["train_conditions"] = conditions_sha256(train=self.train_conditions)
+        conditions_config = self._conditions_config(s, data)
         config = {
             "probekit_version": versions([], None)["probekit"],
             "series": series,
@@ -301,6 +322,7 @@ class SeriesEvaluator:
             "steps": [],
             "measures": [measure_config(m) for m in self.measures],
             "timescales": s.timescales.model_dump(mode="json"),
+            **conditions_config,
             "settings": s.model_dump(mode="json"),
             "versions": versions(self.measures, self.adapter),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -361,7 +383,84 @@ class SeriesEvaluator:
             )
         return train, holdout
 
+    @property
+    def conditions(self) -> tuple[Any, ...] | None:
+        """One condition per generated sample (``None``: unconditional, or labels drawn)."""
+        return None if self.plan is None else self.plan.conditions
+
+    def _model_kind(self, settings: EvaluationSettings) -> str | None:
+        """``"text"``/``"class"`` for a conditional model, ``None`` for an unconditional one.
+        Without an adapter (handles given later) a prompts file says the kind."""
+        from probekit.conditions import adapter_condition_kind, condition_kind, load_prompts
+
+        if self.adapter is not None:
+            return adapter_condition_kind(self.adapter)
+        if settings.prompts is None:
+            return None
+        return condition_kind([r.condition for r in load_prompts(settings.prompts)])
+
+    def _plan_samples(self, settings: EvaluationSettings) -> Any:
+        from probekit.conditions import plan_samples
+
+        if settings.samples_per_prompt is not None and settings.prompts is None and \
+                self.train_conditions is None:
+            raise ValidationError(
+                "evaluate: samples_per_prompt applies to a conditional model's prompts; there "
+                "are none (no --prompts FILE, no training captions or labels). Drop "
+                "--samples-per-prompt."
+            )
+        self._kind = self._model_kind(settings)
+        name = f"adapter {self.adapter.name!r}" if self.adapter is not None else "the model"
+        return plan_samples(
+            prompts=settings.prompts, samples_per_prompt=settings.samples_per_prompt,
+            n_samples=self.n_samples, train_conditions=self.train_conditions,
+            model_kind=self._kind, model_name=name,
+        )
+
+    def _conditions_config(self, settings: EvaluationSettings, data: _Data) -> dict[str, Any]:
+        """``config.json``'s record of what a conditional run sampled (``None`` for an
+        unconditional one, as in run directories written before conditions existed)."""
+        from probekit.conditions import conditions_sha256
+
+        if self.plan is None and self.train_conditions is None and self._kind is None:
+            return {"conditions": None, "conditions_sha256": None}
+        plan = self.plan
+        return {
+            "conditions": {
+                "model_kind": self._kind,
+                "source": "drawn by the model" if plan is None and self._kind == "class"
+                else None if plan is None else plan.source,
+                "prompts_file": None if settings.prompts is None
+                else str(Path(settings.prompts).resolve()),
+                "prompts": None if plan is None else
+                [[r.condition, r.n_samples] for r in plan.requests],
+                "train_conditions": data.train_conditions is not None,
+                "holdout_conditions": data.holdout_conditions is not None,
+            },
+            "conditions_sha256": conditions_sha256(
+                samples=self.conditions, train=self.train_conditions),
+        }
+
     def _check_requirements(self) -> None:
+        from probekit.conditions import needs_conditions
+
+        sampled = self.plan is not None or self._kind == "class"
+        for measure in self.measures:
+            if not needs_conditions(measure):
+                continue
+            if not sampled:
+                raise ValidationError(
+                    f"{measure.name}: needs the prompt (caption or label) of every generation; "
+                    "this run samples none (the model is unconditional, or no prompts were "
+                    "given). Use a conditional adapter with --prompts FILE or a captioned "
+                    f"training set, or drop {measure.name}."
+                )
+            if self.train_conditions is None:
+                raise ValidationError(
+                    f"{measure.name}: needs the training set's captions or labels; --train has "
+                    "none. Pass a folder with a metadata.jsonl (file_name, text) or an .npz "
+                    f"with images and captions/labels, or drop {measure.name}."
+                )
         available = {"train": self.train is not None, "holdout": self.holdout is not None}
         hints = {"train": "--train PATH (train=...)", "holdout": "--holdout PATH (holdout=...)"}
         for measure in self.measures:
@@ -401,6 +500,7 @@ class SeriesEvaluator:
                 outcome = self.cache.prepare(
                     measure, train=self.train, holdout=self.holdout,
                     reference_sha256={k: v for k, v in self.sha256.items() if v is not None},
+                    train_conditions=self.train_conditions,
                 )
                 self.prepare_log[measure.name] = (outcome.source, time.perf_counter() - t0)
                 self._prepared.add(measure.name)
@@ -430,6 +530,7 @@ class SeriesEvaluator:
             modality=self.modality,
             sample_shape=self.sample_shape,
             adapter_name=self.adapter.name if self.adapter is not None else "handle",
+            conditions=self.conditions,
         )
 
     def pending(self, step: int) -> list[str]:

@@ -233,8 +233,9 @@ def _page(title: str, body: str) -> str:
 
 
 def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
-                    images: Mapping[str, bytes]) -> str:
-    """The self-contained report page of one run."""
+                    images: Mapping[str, bytes], *, conditional_html: str = "") -> str:
+    """The self-contained report page of one run (``conditional_html``: the per-prompt
+    section of a conditional run, :mod:`probekit.reports_conditional`)."""
     c = a.config
     title = f"probekit report — {c.get('series') or a.run_dir.name}"
     n_train = "?" if a.n_train is None else f"{a.n_train:g}"
@@ -280,6 +281,9 @@ def render_run_html(a: RunAnalysis, summary: Mapping[str, Any],
                  "initial noise at every checkpoint), each above or over its nearest training "
                  "sample.</p>",
                  _img(images, "neighbors.png", "nearest-neighbour grid")]
+    if conditional_html:
+        body.append(conditional_html.replace(
+            "<!--prompt_grid-->", _img(images, "prompt_grid.png", "per-prompt grid")))
     if "roc.png" in images:
         body += ["<h2>Membership inference</h2>",
                  "<p class='muted'>ROC curves of each attack on log-log axes, members (training "

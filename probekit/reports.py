@@ -217,7 +217,11 @@ def load_training_set(config: Mapping[str, Any]) -> tuple[np.ndarray, tuple[floa
     from probekit.io import load_array
 
     if config.get("train"):
-        train, value_range = load_array(config["train"]), None
+        from probekit.conditions import is_conditional_source, load_conditional_set
+
+        train = (load_conditional_set(config["train"]).images
+                 if is_conditional_source(config["train"]) else load_array(config["train"]))
+        value_range = None
     elif config.get("dataset"):
         from probekit.registry import get_dataset
 
@@ -274,10 +278,15 @@ def neighbor_panels(
         with np.load(_neighbor_artifact(run_dir, _mem_name(a), step),
                      allow_pickle=False) as art:
             m = min(k, len(samples), len(art["nn_index"]))
-            nn = np.asarray(art["nn_index"][:m], dtype=np.int64)
-            label, score = _panel_score(art, m)
+            # which generated sample each kept one is (round-robin over prompts when the
+            # run samples prompts; the first n_keep otherwise)
+            from probekit.reports_conditional import kept_sample_indices
+
+            at = kept_sample_indices(a.config, len(art["nn_index"]))[:m]
+            nn = np.asarray(art["nn_index"][at], dtype=np.int64)
+            label, score = _panel_score(art, at)
             ratio = score
-            memorized = np.asarray(art["memorized"][:m], dtype=bool) if "memorized" in art \
+            memorized = np.asarray(art["memorized"][at], dtype=bool) if "memorized" in art \
                 else np.zeros(m, dtype=bool)
         if (nn < 0).any() or (nn >= len(train)).any():
             raise ValidationError(
@@ -326,17 +335,19 @@ _SCORE_LABELS = {"ratio": "d1/d2", "similarity": "similarity", "score": "score",
                  "distance": "distance", "d1": "d1"}
 
 
-def _panel_score(art: Any, m: int) -> tuple[str, np.ndarray]:
-    """The per-sample score of a neighbour artifact: ``ratio`` (nn-ratio's d1/d2), else the
-    first of the known score fields, else the first other float array of matching length."""
+def _panel_score(art: Any, at: np.ndarray) -> tuple[str, np.ndarray]:
+    """The per-sample score (at the sample indices ``at``) of a neighbour artifact: ``ratio``
+    (nn-ratio's d1/d2), else the first of the known score fields, else the first other float
+    array of matching length."""
+    m = len(at)
     for key, label in _SCORE_LABELS.items():
         if key in art.files:
-            return label, np.asarray(art[key][:m], dtype=float)
+            return label, np.asarray(art[key][at], dtype=float)
     for key in art.files:
         value = art[key]
         if key not in ("nn_index", "memorized") and value.ndim == 1 and \
-                value.dtype.kind == "f" and len(value) >= m:
-            return key, np.asarray(value[:m], dtype=float)
+                value.dtype.kind == "f" and len(value) >= int(at.max(initial=-1)) + 1:
+            return key, np.asarray(value[at], dtype=float)
     return "score", np.full(m, np.nan)
 
 
@@ -443,16 +454,28 @@ def write_reports(
         else:  # feature vectors (n, d), e.g. the Gaussian-mixture runs: no picture to draw
             a.notes.append("no nearest-neighbour plot: samples are feature vectors")
 
+    from probekit.reports_conditional import conditional_report
+
+    if train is None and config.get("conditions"):
+        try:
+            train, _ = load_training_set(config)
+        except ProbekitError:
+            train = None
+    prompts = conditional_report(a, train=train, value_range=value_range if panels else None)
+    images.update(prompts.images)
     files = {"results_csv": "results.csv", "summary_json": "summary.json",
              "report_html": "report.html", "plots": [f"plots/{k}" for k in images]}
+    if "per_prompt.csv" in prompts.texts:
+        files["per_prompt_csv"] = "per_prompt.csv"
     from probekit.store import load_failures
 
     summary = build_summary(a, files=files, evaluations=read_provenance(run_dir),
                             failures=load_failures(run_dir))
     # everything is computed before the first file is written: a failure writes nothing
-    page = render_run_html(a, summary, images)
+    page = render_run_html(a, summary, images, conditional_html=prompts.html)
     table = results_csv(rows)
-    _write_outputs(out, images, {"results.csv": table, "report.html": page}, summary)
+    _write_outputs(out, images, {"results.csv": table, **prompts.texts, "report.html": page},
+                   summary)
     if not quiet:
         print(f"probekit report: {run_dir}")
         for line in summary["verdict"]:

@@ -90,6 +90,16 @@ class EvaluationSettings(Settings):
         None, ge=1, description="samples per checkpoint (default: all stored samples; a "
         f"reference run's own n_samples; else {DEFAULT_N_SAMPLES} generated)",
     )
+    prompts: str | None = pydantic.Field(
+        None, description="conditional models: prompts to sample, a .txt file (one per line) or "
+        ".jsonl ({\"prompt\": ..., \"n_samples\": 4} or {\"label\": 3}) (default: the "
+        "training set's own captions or labels; labels drawn for an unlabelled set)",
+        json_schema_extra={"metavar": "FILE"},
+    )
+    samples_per_prompt: int | None = pydantic.Field(
+        None, ge=1, description="conditional models: samples per prompt (default: n_samples // "
+        "number of prompts; the run samples their sum)",
+    )
     seed: int = pydantic.Field(
         0, ge=0, le=2**63 - 1, description="seed of the initial noise, the same at every "
         "checkpoint",
@@ -134,7 +144,7 @@ class EvaluationSettings(Settings):
 
     _probes = pydantic.field_validator("probes", "metrics", mode="before")(_names)
 
-    @pydantic.field_validator("cache_dir", mode="before")
+    @pydantic.field_validator("cache_dir", "prompts", mode="before")
     @classmethod
     def _path_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, PurePath) else value

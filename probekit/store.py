@@ -55,6 +55,7 @@ IDENTITY_KEYS = (
     "modality",
     "n_samples",
     "seed",
+    "conditions_sha256",  # conditional runs: the prompts sampled and the training captions
 )
 #: Keys of one measure's entry in ``config["measures"]`` that change its numbers.
 MEASURE_IDENTITY_KEYS = ("kind", "settings", "plugin", "version")

@@ -52,6 +52,9 @@ class EvaluationContext:
     modality: str
     sample_shape: tuple[int, ...] | None
     adapter_name: str = "handle"
+    #: One condition (caption or class label) per generated sample of a conditional model,
+    #: the same at every checkpoint (``None``: unconditional, or labels drawn by the handle).
+    conditions: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -123,19 +126,25 @@ def _evaluate(task: CheckpointTask, context: EvaluationContext, handle: ModelHan
     loaded = time.perf_counter()
     measures = [context.measures[name] for name in task.measures]
     samples = None
+    conditions = _conditions(handle, task, context)
     if any("samples" in m.requires for m in measures):
-        samples = _check_samples(handle.generate(task.n_samples, task.seed), task, context)
+        generated_samples = handle.generate(task.n_samples, task.seed) if conditions is None \
+            else handle.generate(task.n_samples, task.seed, conditions=conditions)
+        samples = _check_samples(generated_samples, task, context)
     generated = time.perf_counter()
     results, measure_seconds = [], {}
     with shared_features() as sharing:
         for measure in measures:
             t0 = time.perf_counter()
-            results.append(_evaluate_measure(measure, samples, handle, step))
+            results.append(_evaluate_measure(measure, samples, handle, step, conditions))
             measure_seconds[measure.name] = time.perf_counter() - t0
     done = time.perf_counter()
     kept = None
     if samples is not None and task.n_keep > 0:
-        kept = np.array(samples[: task.n_keep], dtype=np.float32)
+        from probekit.conditions import keep_indices
+
+        kept = np.array(samples[keep_indices(context.conditions, len(samples), task.n_keep)],
+                        dtype=np.float32)
     seconds.update({"load": loaded - started, "generate": generated - loaded,
                     "features": sharing.seconds, "measures": done - generated})
     return CheckpointOutcome(
@@ -146,6 +155,29 @@ def _evaluate(task: CheckpointTask, context: EvaluationContext, handle: ModelHan
         seconds=seconds,
         measure_seconds=measure_seconds,
     )
+
+
+def _conditions(handle: ModelHandle, task: CheckpointTask,
+                context: EvaluationContext) -> tuple[Any, ...] | None:
+    """The conditions of this checkpoint's samples: the run's (checked against the handle),
+    the labels a class-conditional handle draws itself, or ``None`` (unconditional)."""
+    from probekit.conditions import is_conditional
+
+    step = task.checkpoint.step
+    if not is_conditional(handle):
+        if context.conditions is not None:
+            raise ValidationError(
+                f"evaluator: the handle of step {step} ({type(handle).__name__}) is "
+                "unconditional, but the run samples prompts; drop --prompts or use a conditional "
+                "adapter (a probekit.conditions.ConditionalModelHandle)."
+            )
+        return None
+    if context.conditions is not None and len(context.conditions) != task.n_samples:
+        raise ValidationError(
+            f"evaluator: {len(context.conditions)} conditions for n_samples={task.n_samples} "
+            "samples; they must match (one prompt per sample)."
+        )
+    return handle.resolve_conditions(task.n_samples, task.seed, context.conditions)
 
 
 def _float_dtype(x: Any) -> type:
@@ -175,7 +207,7 @@ def _check_samples(samples: Any, task: CheckpointTask, context: EvaluationContex
 
 
 def _evaluate_measure(measure: Measure, samples: np.ndarray | None, handle: ModelHandle,
-                      step: int) -> Result:
+                      step: int, conditions: tuple[Any, ...] | None = None) -> Result:
     if isinstance(measure, Metric):
         return measure.evaluate(samples)
     model = handle if "model" in measure.requires else None
@@ -185,7 +217,19 @@ def _evaluate_measure(measure: Measure, samples: np.ndarray | None, handle: Mode
             f"({type(model).__name__}) cannot. Use a white-box adapter (diffusers, ddpm) or "
             f"drop {measure.name}."
         )
-    return measure.evaluate(samples if "samples" in measure.requires else None, model=model)
+    given = samples if "samples" in measure.requires else None
+    if conditions is None or "conditions" not in measure.requires:
+        return measure.evaluate(given, model=model)
+    result = measure.evaluate(given, model=model, conditions=conditions)
+    if given is not None and result.per_sample and "condition" not in result.per_sample:
+        # per-sample arrays follow the samples: record their prompts for per-prompt tables
+        from dataclasses import replace
+
+        from probekit.conditions import encode_conditions
+
+        result = replace(result, per_sample={**result.per_sample,
+                                             "condition": encode_conditions(conditions)})
+    return result
 
 
 __all__ = [

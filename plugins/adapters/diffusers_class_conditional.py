@@ -131,6 +131,8 @@ class DiffusersClassConditionalAdapter(Adapter):
     description = ("diffusers class-conditional UNet2DModel or DiT (pixel or latent, VAE "
                    "decoded); labels given or drawn; images in [0, 1]")
     can_predict_noise = True
+    #: Conditional: one class label per sample (``probekit evaluate`` passes them).
+    condition_kind: ClassVar[str] = "class"
     Settings = ClassConditionalSettings
     settings: ClassConditionalSettings
 

@@ -485,6 +485,8 @@ class DiffusersText2ImageAdapter(Adapter):
     description = ("diffusers latent text-to-image pipelines and their checkpoint-<step>/ "
                    "fine-tunes (unet/ or LoRA); images in [0, 1]")
     can_predict_noise = True
+    #: Conditional: one caption per sample (``probekit evaluate`` passes them).
+    condition_kind: ClassVar[str] = "text"
     Settings = Text2ImageSettings
     settings: Text2ImageSettings
 

@@ -76,6 +76,8 @@ class NoiseMagnitude(Probe):
     higher_is_better = False
     headline_range = (0.0, 1.0)
     requires = ("train", "model", "conditions")
+    #: Cannot run without the training captions and the prompt of every generation.
+    needs_conditions = True
     Settings = NoiseMagnitudeSettings
     settings: NoiseMagnitudeSettings
 

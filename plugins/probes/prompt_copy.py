@@ -135,7 +135,7 @@ class PromptCopy(FeatureMeasure, Probe):
     def evaluate(self, samples: np.ndarray | None = None, *, model=None,
                  conditions: Sequence[Condition] | None = None) -> Result:
         """``f_copy`` of ``samples``; per-sample ``similarity``, ``nn_index``, ``copied`` (and
-        ``own_similarity``, ``condition`` when the conditions are known)."""
+        ``condition``, ``own_similarity``, ``copied_own`` when the conditions are known)."""
         self._check_prepared("train_index_")
         s = self.settings
         samples = check_array(samples, who=self.name, name="samples", modality="image")
@@ -183,6 +183,8 @@ class PromptCopy(FeatureMeasure, Probe):
             own = cosine_from_distance(own_d[:, 0])  # nan: the prompt is not a training caption
             seen = ~np.isnan(own)
             per_sample["own_similarity"] = own
+            # 1/0: copies its own caption's training image or not; nan: not a training caption
+            per_sample["copied_own"] = np.where(seen, (own > s.threshold).astype(float), np.nan)
             values["n_training_prompt_samples"] = float(seen.sum())
             if seen.any():
                 own_copied = own[seen] > s.threshold

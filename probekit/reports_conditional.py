@@ -56,9 +56,9 @@ def kept_sample_indices(config: Mapping[str, Any], n: int) -> np.ndarray:
 
     prompts = (config.get("conditions") or {}).get("prompts")
     conditions = None if not prompts else [c for c, k in prompts for _ in range(int(k))]
-    if conditions is not None and len(conditions) != n:
-        conditions = None  # not the sampling this artifact came from: fall back to the first
-    return keep_indices(conditions, n, int(config.get("n_keep", 0)))
+    if conditions is None or len(conditions) != n:
+        return np.arange(n, dtype=np.int64)  # unconditional: the first samples, in order
+    return keep_indices(conditions, n, int(config.get("n_keep", n)))
 
 
 def _artifact(run_dir: Path, measure: str, step: int) -> Path:

@@ -144,6 +144,9 @@ def class_series(tmp_path_factory):
     for step in (1, 2):
         np.save(samples / f"step-{step}.npy", rng.random((6, 1, 8, 8)).astype(np.float32))
     (root / "labels.jsonl").write_text('{"label": 0, "n_samples": 3}\n{"label": 2}\n')
+    np.savez(root / "train_zeros.npz", images=images, labels=np.zeros(12, dtype=np.int64))
+    (root / "labels01.jsonl").write_text('{"label": 0, "n_samples": 2}\n{"label": 1, '
+                                         '"n_samples": 2}\n')
     (root / "captions.txt").write_text("a red car\na blue car\n")
     (root / "bad.jsonl").write_text('{"prompt": "a red car"}\n{"prompt": 3}\n')
     return root
@@ -206,6 +209,25 @@ def test_the_conditions_travel_in_the_task_context(class_series, tmp_path):
     np.testing.assert_array_equal(a.per_sample["condition"], [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(a.per_sample["similarity"], b.per_sample["similarity"])
     np.testing.assert_array_equal(here.kept_samples, there.kept_samples)
+
+
+def test_noise_magnitude_through_evaluate(class_series, tmp_path):
+    """A measure that needs the model and the conditions (Wen et al.): scored per checkpoint
+    with the prompts of the run, a per-prompt score row for each label."""
+    root = class_series
+    outcome = run_cli([
+        "evaluate", str(root / "series"), "--adapter", "diffusers-class-conditional",
+        "--adapter-set", "num_inference_steps=2", "--adapter-set", "guidance_scale=2.0",
+        "--adapter-set", "null_class=2", "--train", str(root / "train_zeros.npz"),
+        "--prompts", str(root / "labels01.jsonl"), "--probes", "noise-magnitude",
+        "--set", "noise-magnitude.n_steps=2", "--out", str(tmp_path / "run"), "--quiet"])
+    assert outcome.code == 0, outcome.stderr[-2000:]
+    rows = [r for r in read_per_prompt(tmp_path / "run") if r["field"] == "score"]
+    assert {(r["step"], r["prompt"]) for r in rows} == {
+        (s, p) for s in ("10", "20") for p in ("0", "1")}
+    assert all(float(r["value"]) > 0 for r in rows)
+    results = (tmp_path / "run" / "results.csv").read_text()
+    assert "noise-magnitude,auc," in results
 
 
 @pytest.mark.parametrize("case", ["unconditional+prompts", "no-conditions", "no-train-labels",

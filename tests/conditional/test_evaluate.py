@@ -276,3 +276,23 @@ def test_the_tutorial_command_parses():
         argv = shlex.split(block.replace("\\\n", " "))[1:]
         values = [str(v) for v in vars(parser.parse_args(argv)).values()]
         assert "prompts.jsonl" in values and any("prompt-copy" in v for v in values)
+
+
+def test_a_conditional_run_resumes_and_refuses_other_prompts(class_series, tmp_path):
+    root, out = class_series, tmp_path / "run"
+    argv = class_args(root, out, "--prompts", str(root / "labels.jsonl"), "--n-samples", "4")
+    assert run_cli(argv).code == 0
+    before = (out / "per_prompt.csv").read_text()
+    again = run_cli(argv)  # every (step, measure) is committed: nothing is evaluated again
+    assert again.code == 0, again.stderr[-2000:]
+    assert (out / "per_prompt.csv").read_text() == before
+    # the report alone reads the conditional training set back (grid and table)
+    (out / "report.html").unlink()
+    assert run_cli(["report", str(out), "--quiet"]).code == 0
+    assert "per-prompt grid" in (out / "report.html").read_text()
+    # other prompts with the same number of samples change the numbers: refused
+    other = root / "other_labels.jsonl"
+    other.write_text('{"label": 1, "n_samples": 3}\n{"label": 2}\n')
+    argv[argv.index(str(root / "labels.jsonl"))] = str(other)
+    refused = run_cli(argv)
+    assert refused.code == 2 and "conditions_sha256" in refused.stderr, refused.stderr

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 import pydantic
@@ -121,6 +121,29 @@ def resolve_extractor(name: str, extractor: FeatureExtractor | None = None,
     from probekit.registry import get_feature_extractor
 
     return get_feature_extractor(name)(settings)
+
+
+def parse_value_range(value: Any) -> Any:
+    """Accept ``(low, high)``, ``[low, high]`` or the CLI string ``"low,high"``."""
+    if isinstance(value, str):
+        return tuple(float(p) for p in value.strip().strip("[]()").split(",") if p.strip())
+    return value
+
+
+def check_value_range(value: tuple[float, float]) -> tuple[float, float]:
+    """A finite ``(low, high)`` with ``low < high``."""
+    low, high = value
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"must be finite with low < high, e.g. (-1, 1); got {value}")
+    return (float(low), float(high))
+
+
+#: The range of an extractor's input values, as a setting (``(-1, 1)``, ``[0, 1]``, ``"0,1"``).
+ValueRange = Annotated[
+    tuple[float, float],
+    pydantic.BeforeValidator(parse_value_range),
+    pydantic.AfterValidator(check_value_range),
+]
 
 
 def parse_json_object(value: Any) -> Any:

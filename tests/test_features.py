@@ -99,7 +99,7 @@ def test_one_extraction_per_checkpoint_and_the_same_numbers_as_alone(counting):
 
 
 def test_a_different_space_or_array_is_not_shared(counting):
-    reference, samples = _data()
+    _reference, samples = _data()
     a = CountingFeatures({"scale": 1.0})
     b = CountingFeatures({"scale": 2.0})
     c = CountingFeatures({"scale": 1.0, "batch_size": 3})  # same space: batch size aside

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import pydantic
-from probekit_plugins.features.sscd import check_value_range, parse_value_range
 
 from probekit import FeatureExtractor, Settings, hookimpl
 from probekit.errors import InputFileError, MissingResourceError
+from probekit.features import ValueRange
 from probekit.pretrained import (
     CLIP_MEAN,
     CLIP_STD,
@@ -49,14 +49,12 @@ class CLIPSettings(Settings):
     architecture: str = pydantic.Field(
         "ViT-B-32", description="open_clip architecture of the weights"
     )
-    value_range: tuple[float, float] = pydantic.Field(
+    value_range: ValueRange = pydantic.Field(
         (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
     )
     batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
     device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
 
 
 def import_open_clip():

@@ -13,22 +13,18 @@ activations (after ReLU), like Inception's pool3 for FID.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
-from probekit_plugins.features.inception import check_value_range, parse_value_range
 
-from probekit import FeatureExtractor, Settings, hookimpl
-from probekit.errors import InputFileError, ValidationError
-from probekit.validation import check_array
+from probekit import hookimpl
+from probekit.classifier_features import (
+    ClassifierFeatures,
+    ClassifierSpec,
+    train_classifier,
+)
+from probekit.classifier_features import load_or_train as load_or_train_classifier
 
 #: Bump when the architecture or the recipe changes (a new cache file is trained).
 VERSION = 1
@@ -52,17 +48,6 @@ RECIPE = {
 MIN_ACCURACY = 0.97
 
 
-def cache_dir() -> Path:
-    """``$PROBEKIT_CACHE_DIR`` or ``~/.cache/probekit``."""
-    env = os.environ.get("PROBEKIT_CACHE_DIR", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "probekit"
-
-
-def weights_file(directory: Path | None = None) -> Path:
-    key = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode()).hexdigest()[:12]
-    return (directory or cache_dir()) / "digits-cnn" / f"digits-cnn-v{VERSION}-{key}.pt"
-
-
 def build_network():
     """conv(1→32) ReLU conv(32→32) ReLU maxpool → conv(32→64) ReLU maxpool → 64 → 10."""
     from torch import nn
@@ -76,174 +61,47 @@ def build_network():
     )
 
 
-def _shift(x, gen):
-    """Random shifts by -1, 0 or +1 pixel per image and axis (zero padded), seeded."""
-    import torch
+def _load_data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from probekit_plugins.datasets.digits import load_digits_labels, load_digits_pool
 
-    n = len(x)
-    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), value=-1.0)  # -1 is background
-    dy = torch.randint(0, 3, (n,), generator=gen)
-    dx = torch.randint(0, 3, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(8)[None, :])[:, None, :, None].expand(n, 1, 8, 10)
-    out = torch.gather(padded, 2, rows)
-    cols = (dx[:, None] + torch.arange(8)[None, :])[:, None, None, :].expand(n, 1, 8, 8)
-    return torch.gather(out, 3, cols)
+    pool, holdout = load_digits_pool()
+    pool_labels, holdout_labels = load_digits_labels()
+    return pool[TRAIN_START:], pool_labels[TRAIN_START:], holdout, holdout_labels
+
+
+SPEC = ClassifierSpec(
+    name="digits-cnn", version=VERSION, image_shape=(1, 8, 8), recipe=RECIPE,
+    min_accuracy=MIN_ACCURACY, build_network=build_network, load_data=_load_data, shift_pad=1,
+    n_features=N_FEATURES,
+)
+
+
+def weights_file(directory: Path | None = None) -> Path:
+    return SPEC.weights_file(directory)
 
 
 def train_digits_cnn(
     recipe: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train the classifier (deterministic, one thread); return ``(state_dict, metadata)``.
-
-    ``recipe`` defaults to :data:`RECIPE` (tests pass a shorter one to check determinism)."""
-    import torch
-    from probekit_plugins.datasets.digits import load_digits_labels, load_digits_pool
-
-    recipe = RECIPE if recipe is None else recipe
-    pool, holdout = load_digits_pool()
-    pool_labels, holdout_labels = load_digits_labels()
-    x = torch.from_numpy(pool[TRAIN_START:]).float()
-    y = torch.from_numpy(pool_labels[TRAIN_START:]).long()
-    threads = torch.get_num_threads()
-    start = time.perf_counter()
-    torch.set_num_threads(1)  # determinism and fairness on shared CPUs
-    try:
-        torch.manual_seed(recipe["seed"])
-        gen = torch.Generator().manual_seed(recipe["seed"])
-        net = build_network()
-        opt = torch.optim.Adam(
-            net.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"]
-        )
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe["epochs"])
-        for _ in range(recipe["epochs"]):
-            net.train()
-            order = torch.randperm(len(x), generator=gen)
-            for s in range(0, len(x), recipe["batch_size"]):
-                idx = order[s : s + recipe["batch_size"]]
-                loss = torch.nn.functional.cross_entropy(net(_shift(x[idx], gen)), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
-        net.eval()
-        with torch.inference_mode():
-            pred = net(torch.from_numpy(holdout).float()).argmax(1).numpy()
-    finally:
-        torch.set_num_threads(threads)
-    accuracy = float((pred == holdout_labels).mean())
-    meta = {
-        **recipe,
-        "n_train": len(x),
-        "test_accuracy": accuracy,
-        "train_seconds": round(time.perf_counter() - start, 3),
-        "torch_version": torch.__version__,
-    }
-    return net.state_dict(), meta
-
-
-_LOCK = threading.Lock()
+    """Train the classifier (deterministic, one thread); return ``(state_dict, metadata)``."""
+    return train_classifier(SPEC, recipe)
 
 
 def load_or_train(directory: Path | None = None) -> tuple[Any, dict[str, Any], str, Path]:
     """The trained network (cached on disk after the first call), its metadata, the SHA-256
     of the weights file and the file's path."""
-    import torch
-
-    path = weights_file(directory)
-    with _LOCK:
-        if not path.is_file():
-            state, meta = train_digits_cnn()
-            if meta["test_accuracy"] < MIN_ACCURACY:
-                raise ValidationError(
-                    f"digits-cnn: the trained classifier reached {meta['test_accuracy']:.3f} "
-                    f"held-out accuracy, below the required {MIN_ACCURACY}; the recipe is "
-                    "broken on this platform. Report it with `probekit plugins` output."
-                )
-            from probekit.io import atomic_write_bytes
-
-            buffer = io.BytesIO()
-            torch.save({"state_dict": state, "meta_json": json.dumps(meta)}, buffer)
-            atomic_write_bytes(path, buffer.getvalue())
-        data = path.read_bytes()
-        try:
-            saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-            meta = json.loads(saved["meta_json"])
-            net = build_network()
-            net.load_state_dict(saved["state_dict"])
-        except Exception as exc:
-            raise InputFileError(
-                f"digits-cnn: the cached weights {str(path)!r} cannot be read "
-                f"({type(exc).__name__}: {exc}). Delete the file; it is retrained on next use."
-            ) from None
-    return net.eval(), meta, hashlib.sha256(data).hexdigest(), path
+    return load_or_train_classifier(SPEC, directory, trainer=lambda: train_digits_cnn())
 
 
-class DigitsCNNSettings(Settings):
-    value_range: tuple[float, float] = pydantic.Field(
-        (-1.0, 1.0), description="range of the input values (the digits dataset's is -1,1)"
-    )
-
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
-
-
-class DigitsCNNFeatures(FeatureExtractor):
+class DigitsCNNFeatures(ClassifierFeatures):
     """64-d penultimate features of a CNN trained on the digits no generator trains on."""
 
     name = "digits-cnn"
-    modality = "image"
     description = "64-d features of a small CNN trained on digits pool[512:] (cached)"
-    Settings = DigitsCNNSettings
-    settings: DigitsCNNSettings
+    spec = SPEC
 
-    def __init__(self, settings: Any = None, **overrides: Any):
-        super().__init__(settings, **overrides)
-        self.preprocessing = f"value_range={list(self.settings.value_range)} -> [-1, 1]"
-        self._net: Any = None
-        self.meta_: dict[str, Any] = {}
-        self._sha256: str | None = None
-
-    def _load(self):
-        if self._net is None:
-            self._net, self.meta_, self._sha256, self.weights_path_ = load_or_train()
-        return self._net
-
-    @property
-    def weights_sha256(self) -> str | None:
-        self._load()
-        return self._sha256
-
-    @property
-    def test_accuracy(self) -> float:
-        """Held-out accuracy of the classifier (recorded when it was trained)."""
-        self._load()
-        return float(self.meta_["test_accuracy"])
-
-    def provenance_extra(self) -> dict[str, Any]:
-        """Recorded in the provenance of metrics computed in this space."""
-        self._load()
-        return {
-            "digits_cnn_test_accuracy": self.meta_["test_accuracy"],
-            "digits_cnn_train_data": self.meta_["train"],
-            "digits_cnn_weights_path": str(self.weights_path_),
-        }
-
-    def extract(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = check_array(x, who=self.name, name="images", modality="image", dtype=np.float32)
-        if x.shape[1:] != (1, 8, 8):
-            raise ValidationError(
-                f"digits-cnn: images must be 8×8 grayscale (n_samples, 1, 8, 8) like the "
-                f"bundled digits; got shape {x.shape}. Use another feature extractor for "
-                "other images."
-            )
-        net = self._load()
-        low, high = self.settings.value_range
-        u = (x.astype(np.float64) - low) / (high - low) * 2.0 - 1.0
-        with torch.inference_mode():
-            feats = net[:-1](torch.from_numpy(u.astype(np.float32)))
-        return feats.numpy().astype(np.float32)
+    def load_network(self) -> tuple[Any, dict[str, Any], str, Path]:
+        return load_or_train()
 
 
 @hookimpl

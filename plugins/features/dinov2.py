@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import pydantic
-from probekit_plugins.features.sscd import check_value_range, parse_value_range
 
 from probekit import FeatureExtractor, Settings, hookimpl
 from probekit.errors import MissingResourceError, ValidationError
+from probekit.features import ValueRange
 from probekit.pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -51,14 +51,12 @@ class DINOv2Settings(Settings):
     architecture: str = pydantic.Field(
         "vit_small_patch14_dinov2", description="timm architecture of the weights"
     )
-    value_range: tuple[float, float] = pydantic.Field(
+    value_range: ValueRange = pydantic.Field(
         (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
     )
     batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
     device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
 
     @pydantic.field_validator("architecture")
     @classmethod

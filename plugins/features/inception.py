@@ -37,6 +37,7 @@ import pydantic
 
 from probekit import FeatureExtractor, Settings, hookimpl
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
+from probekit.features import ValueRange
 from probekit.validation import TorchDevice, check_array
 
 #: File name of pytorch-fid's weights (the name its download would use in the torch hub cache).
@@ -53,19 +54,6 @@ DIMS = (64, 192, 768, 2048)
 PREPROCESSING_MODES = ("pytorch-fid-png", "pytorch-fid-float")
 
 
-def parse_value_range(value: Any) -> Any:
-    """Accept ``(low, high)``, ``[low, high]`` or the CLI string ``"low,high"``."""
-    if isinstance(value, str):
-        parts = [p for p in value.strip().strip("[]()").split(",") if p.strip()]
-        return tuple(float(p) for p in parts)
-    return value
-
-
-def check_value_range(value: tuple[float, float]) -> tuple[float, float]:
-    low, high = value
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"must be finite with low < high, e.g. (-1, 1); got {value}")
-    return (float(low), float(high))
 
 
 def check_dims(value: int) -> int:
@@ -81,7 +69,7 @@ class InceptionSettings(Settings):
     preprocessing: Literal["pytorch-fid-png", "pytorch-fid-float"] = pydantic.Field(
         "pytorch-fid-png", description="8-bit PNG round trip in memory, or float input"
     )
-    value_range: tuple[float, float] = pydantic.Field(
+    value_range: ValueRange = pydantic.Field(
         (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
     )
     dims: int = pydantic.Field(
@@ -94,8 +82,6 @@ class InceptionSettings(Settings):
         "same function up to float32 rounding)"
     )
 
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
     _check_dims = pydantic.field_validator("dims")(check_dims)
 
 

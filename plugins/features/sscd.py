@@ -32,6 +32,7 @@ import pydantic
 
 from probekit import FeatureExtractor, Settings, hookimpl
 from probekit.errors import InputFileError, ValidationError
+from probekit.features import ValueRange
 from probekit.pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -56,18 +57,6 @@ RECIPES = {
 }
 
 
-def parse_value_range(value: Any) -> Any:
-    """Accept ``(low, high)`` or the CLI string ``"low,high"``."""
-    if isinstance(value, str):
-        return tuple(float(p) for p in value.strip("()[] ").split(",") if p.strip())
-    return value
-
-
-def check_value_range(value: tuple[float, float]) -> tuple[float, float]:
-    low, high = value
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(f"must be finite with low < high, e.g. (-1, 1); got {value}")
-    return (float(low), float(high))
 
 
 class SSCDSettings(Settings):
@@ -85,14 +74,12 @@ class SSCDSettings(Settings):
     preprocessing: Literal["sscd-resize288", "sscd-skew320"] = pydantic.Field(
         "sscd-resize288", description="README recipe: shorter side to 288, or 320x320"
     )
-    value_range: tuple[float, float] = pydantic.Field(
+    value_range: ValueRange = pydantic.Field(
         (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
     )
     batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
     device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
 
 
 def load_torchscript(path):

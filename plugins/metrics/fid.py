@@ -22,13 +22,11 @@ import pydantic
 from probekit_plugins.features.inception import (
     InceptionFeatures,
     check_dims,
-    check_value_range,
-    parse_value_range,
 )
 from probekit_plugins.metrics.fd import FrechetDistance
 
 from probekit import FeatureExtractor, MeasureSettings, Result, hookimpl
-from probekit.features import resolve_extractor
+from probekit.features import ValueRange, resolve_extractor
 from probekit.validation import TorchDevice
 
 #: Fraction of values outside ``value_range`` above which the result carries a warning (a few
@@ -44,7 +42,7 @@ class FrechetInceptionDistanceSettings(MeasureSettings):
     preprocessing: Literal["pytorch-fid-png", "pytorch-fid-float"] = pydantic.Field(
         "pytorch-fid-png", description="8-bit PNG round trip in memory (default), or float"
     )
-    value_range: tuple[float, float] = pydantic.Field(
+    value_range: ValueRange = pydantic.Field(
         (0.0, 1.0), description="range of the sample values, mapped to [0, 1] (e.g. -1,1)"
     )
     dims: int = pydantic.Field(
@@ -57,8 +55,6 @@ class FrechetInceptionDistanceSettings(MeasureSettings):
         "same network up to float32 rounding)"
     )
 
-    _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
     _check_dims = pydantic.field_validator("dims")(check_dims)
 
 

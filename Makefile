@@ -17,8 +17,9 @@ $(BIN)/.installed: pyproject.toml Makefile
 demo: $(BIN)/.installed
 	$(BIN)/probekit demo
 
+# one pytest worker per core (-n auto), a test file per worker (module fixtures built once)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check probekit plugins tests benchmarks

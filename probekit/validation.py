@@ -169,9 +169,13 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[@-Z\\-_]")
 
 def one_line(text: object, *, limit: int = 300) -> str:
     """``text`` as one line for a message: ANSI escape codes removed, whitespace (newlines
-    included) collapsed, cut to ``limit`` characters."""
+    included) collapsed, at most ``limit`` characters. A longer text loses its middle, not its
+    end: a message ends with what to do (a long path in the middle must not cut that off)."""
     flat = " ".join(_ANSI.sub("", str(text)).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    if len(flat) <= limit:
+        return flat
+    tail = (limit - 3) * 2 // 5
+    return flat[: limit - 3 - tail] + "..." + flat[len(flat) - tail :]
 
 
 def format_bytes(n: float) -> str:

@@ -17,9 +17,10 @@ $(BIN)/.installed: pyproject.toml Makefile
 demo: $(BIN)/.installed
 	$(BIN)/probekit demo
 
-# one pytest worker per core (-n auto), a test file per worker (module fixtures built once)
+# one pytest worker per core (-n auto), a test file per worker (module fixtures built once),
+# the longest files first (tests/conftest.py: LONG_FIRST)
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check probekit plugins tests benchmarks

@@ -55,3 +55,47 @@ def make_dist():
     yield make
     for module in written:
         sys.modules.pop(module, None)
+
+
+#: Test files (or folders) that take minutes, started first under ``make test`` (``-n auto
+#: --dist loadfile --no-loadscope-reorder``) so that the short files fill in around them instead of
+#: trailing behind them. ``tests/conditional/`` builds the trained text-to-image runs once (a file
+#: lock makes a second worker wait for them), so its files are one unit of work for one worker.
+LONG_FIRST = (
+    "tests/conditional/",
+    "tests/reference/test_mnist32_smoke.py",
+    "tests/reference/test_demo.py",
+    "tests/reference/test_speedups.py",
+    "tests/cli/test_kill_resume.py",
+    "tests/test_executors.py",
+)
+
+
+def _rank(nodeid: str) -> int:
+    return next((i for i, prefix in enumerate(LONG_FIRST) if nodeid.startswith(prefix)),
+                len(LONG_FIRST))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The files of :data:`LONG_FIRST` first, in that order; the rest as collected."""
+    items.sort(key=lambda item: _rank(item.nodeid))
+
+
+try:
+    from xdist.scheduler import LoadFileScheduling
+except ImportError:  # pytest-xdist is in the dev extra; without it the suite runs serially
+    pass
+else:
+
+    class _FilesAndConditionalTogether(LoadFileScheduling):
+        """A file per unit of work, except ``tests/conditional/``: one unit (see LONG_FIRST)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/conditional/"):
+                return "tests/conditional/"
+            return super()._split_scope(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        if config.getvalue("dist") == "loadfile":
+            return _FilesAndConditionalTogether(config, log)
+        return None

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import pydantic
 
+from probekit.base import FeatureExtractor, Settings
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
+from probekit.features import ValueRange
 from probekit.validation import check_array
 
 #: ImageNet channel statistics (SSCD, DINOv2, most torchvision/timm models).
@@ -191,6 +195,8 @@ __all__ = [
     "CLIP_STD",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "PretrainedFeatureSettings",
+    "PretrainedFeatures",
     "Recipe",
     "file_sha256",
     "l2_normalize",
@@ -200,3 +206,96 @@ __all__ = [
     "resolve_weights",
     "to_unit_rgb",
 ]
+
+
+class PretrainedFeatureSettings(Settings):
+    """Settings every pretrained-network extractor has (subclasses add their own)."""
+
+    weights: str | None = pydantic.Field(
+        None, description="weights file (default: the extractor's environment variable)"
+    )
+    value_range: ValueRange = pydantic.Field(
+        (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
+    )
+    batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
+    device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
+
+
+class PretrainedFeatures(FeatureExtractor):
+    """An image feature extractor on a pretrained network read from a local weights file.
+
+    A subclass names its weights (``weights_env``, ``weights_filename``, ``weights_url``,
+    ``docs``) and says how to build the network (:meth:`load_network`), which upstream recipe
+    prepares its input (:meth:`recipe`) and what one forward pass returns (:meth:`embed`). This
+    base finds and hashes the file, loads each (file, settings) network once per process, and
+    runs the batches.
+    """
+
+    modality = "image"
+    weights_env: ClassVar[str]
+    weights_filename: ClassVar[str]
+    weights_url: ClassVar[str]
+    docs: ClassVar[str]
+    #: Normalize every feature vector to unit length (copy-detection descriptors, CLIP).
+    unit_length: ClassVar[bool] = False
+    settings: PretrainedFeatureSettings
+
+    def weights_path(self) -> Path:
+        return resolve_weights(self.name, self.settings.weights, self.weights_env,
+                               filename=self.weights_filename, url=self.weights_url,
+                               docs=self.docs)
+
+    @property
+    def weights_sha256(self) -> str:
+        return file_sha256(self.weights_path())
+
+    def network_key(self) -> tuple[Any, ...]:
+        """What makes two networks different besides the file and the device."""
+        return ()
+
+    def load_network(self, path: Path) -> Any:
+        """The network with the weights of ``path`` loaded (safely), on the CPU."""
+        raise NotImplementedError
+
+    def recipe(self, network: Any) -> Recipe:
+        """The upstream preprocessing recipe of ``network``'s input."""
+        raise NotImplementedError
+
+    def embed(self, network: Any, batch: Any) -> Any:
+        """One forward pass: ``(batch, n_features)`` torch features."""
+        return network(batch)
+
+    def network(self) -> Any:
+        """The loaded network (once per process for the same file, settings and device)."""
+        path = self.weights_path()
+        key = (type(self).__name__, str(path.resolve()), self.settings.device,
+               *self.network_key())
+        with _NETWORK_LOCK:
+            if key not in _NETWORKS:
+                _NETWORKS[key] = self.load_network(path).to(self.settings.device).eval()
+            return _NETWORKS[key]
+
+    def extract(self, x: np.ndarray) -> np.ndarray:
+        """``(n_samples, n_features)`` features, float64 (unit length if ``unit_length``)."""
+        import torch
+
+        net = self.network()
+        recipe = self.recipe(net)
+        out = []
+        bs = self.settings.batch_size
+        with torch.inference_mode():
+            for s in range(0, len(x), bs):
+                batch = preprocess(x[s : s + bs], recipe, self.settings.value_range, self.name)
+                feats = self.embed(net, batch.to(self.settings.device))
+                out.append(feats.double().cpu().numpy())
+        feats = np.concatenate(out) if out else np.empty((0, 0))
+        if feats.ndim != 2:
+            raise ValidationError(
+                f"{self.name}: the network must return (n_samples, n_features); got shape "
+                f"{feats.shape}. Use a {self.weights_filename} file of the documented release."
+            )
+        return l2_normalize(feats) if self.unit_length else feats
+
+
+_NETWORKS: dict[tuple[Any, ...], Any] = {}
+_NETWORK_LOCK = threading.Lock()

@@ -17,23 +17,18 @@ L2-normalized image embeddings (``encode_image(..., normalize=True)``).
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import numpy as np
 import pydantic
 
-from probekit import FeatureExtractor, Settings, hookimpl
+from probekit import hookimpl
 from probekit.errors import InputFileError, MissingResourceError
-from probekit.features import ValueRange
 from probekit.pretrained import (
     CLIP_MEAN,
     CLIP_STD,
+    PretrainedFeatures,
+    PretrainedFeatureSettings,
     Recipe,
-    file_sha256,
-    l2_normalize,
-    preprocess,
-    resolve_weights,
 )
 
 WEIGHTS_ENV = "PROBEKIT_CLIP_WEIGHTS"
@@ -42,18 +37,13 @@ WEIGHTS_URL = "https://huggingface.co/laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 DOCS = "docs/features/clip.md"
 
 
-class CLIPSettings(Settings):
+class CLIPSettings(PretrainedFeatureSettings):
     weights: str | None = pydantic.Field(
         None, description=f"open_clip weights file (.bin/.safetensors; default ${WEIGHTS_ENV})"
     )
     architecture: str = pydantic.Field(
         "ViT-B-32", description="open_clip architecture of the weights"
     )
-    value_range: ValueRange = pydantic.Field(
-        (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
-    )
-    batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
 
 
@@ -80,67 +70,49 @@ def recipe_for(network: Any) -> Recipe:
     return Recipe(f"clip-{size}", size, size, "bicubic", CLIP_MEAN, CLIP_STD)
 
 
-_LOADED: dict[tuple[str, str, str], Any] = {}
-_LOCK = threading.Lock()
-
-
-class CLIPFeatures(FeatureExtractor):
+class CLIPFeatures(PretrainedFeatures):
     """L2-normalized CLIP image embeddings (open_clip) from a local weights file."""
 
     name = "clip"
-    modality = "image"
     description = "CLIP image embeddings via open_clip (local weights file you supply)"
     preprocessing = "clip-224"
     Settings = CLIPSettings
     settings: CLIPSettings
+    weights_env, weights_filename, weights_url, docs = (WEIGHTS_ENV, WEIGHTS_FILENAME,
+                                                        WEIGHTS_URL, DOCS)
+    unit_length = True
 
-    def _path(self):
-        return resolve_weights(self.name, self.settings.weights, WEIGHTS_ENV,
-                               filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, docs=DOCS)
+    def network_key(self) -> tuple[Any, ...]:
+        return (self.settings.architecture,)
 
-    @property
-    def weights_sha256(self) -> str:
-        return file_sha256(self._path())
+    def load_network(self, path):
+        net = build_network(self.settings.architecture)
+        try:
+            import_open_clip().load_checkpoint(net, str(path), weights_only=True)
+        except Exception as exc:
+            raise InputFileError(
+                f"clip: cannot load {str(path)!r} into open_clip architecture="
+                f"{self.settings.architecture!r} safely ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); give an open_clip "
+                "checkpoint of that architecture (not an OpenAI TorchScript .pt)."
+            ) from None
+        return net
 
-    def _network(self):
-        open_clip = import_open_clip()
-        path = self._path()
-        key = (str(path.resolve()), self.settings.architecture, self.settings.device)
-        with _LOCK:
-            if key not in _LOADED:
-                net = build_network(self.settings.architecture)
-                try:
-                    open_clip.load_checkpoint(net, str(path), weights_only=True)
-                except Exception as exc:
-                    raise InputFileError(
-                        f"clip: cannot load {str(path)!r} into open_clip architecture="
-                        f"{self.settings.architecture!r} safely ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); give an open_clip "
-                        "checkpoint of that architecture (not an OpenAI TorchScript .pt)."
-                    ) from None
-                _LOADED[key] = net.to(self.settings.device).eval()
-            net = _LOADED[key]
+    def network(self):
+        net = super().network()
         self.preprocessing = recipe_for(net).name  # type: ignore[misc]
         return net
 
-    def extract(self, x: np.ndarray) -> np.ndarray:
-        """``(n_samples, embed_dim)`` unit image embeddings."""
-        import torch
+    def recipe(self, network: Any) -> Recipe:
+        return recipe_for(network)
 
-        net = self._network()
-        recipe = recipe_for(net)
-        out = []
-        bs = self.settings.batch_size
-        with torch.inference_mode():
-            for s in range(0, len(x), bs):
-                batch = preprocess(x[s : s + bs], recipe, self.settings.value_range, self.name)
-                emb = net.encode_image(batch.to(self.settings.device), normalize=True)
-                out.append(emb.double().cpu().numpy())
-        return l2_normalize(np.concatenate(out)) if out else np.empty((0, 0))
+    def embed(self, network: Any, batch: Any) -> Any:
+        """``(batch, embed_dim)`` unit image embeddings."""
+        return network.encode_image(batch, normalize=True)
 
     def provenance_extra(self) -> dict[str, Any]:
         return {"clip_architecture": self.settings.architecture,
-                "clip_weights_file": self._path().name}
+                "clip_weights_file": self.weights_path().name}
 
 
 @hookimpl

@@ -17,23 +17,19 @@ normalized class token (384-d for ViT-S/14), as timm returns it with ``num_class
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import numpy as np
 import pydantic
 
-from probekit import FeatureExtractor, Settings, hookimpl
+from probekit import hookimpl
 from probekit.errors import MissingResourceError, ValidationError
-from probekit.features import ValueRange
 from probekit.pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    PretrainedFeatures,
+    PretrainedFeatureSettings,
     Recipe,
-    file_sha256,
     load_state_dict,
-    preprocess,
-    resolve_weights,
 )
 
 WEIGHTS_ENV = "PROBEKIT_DINOV2_WEIGHTS"
@@ -44,18 +40,13 @@ DOCS = "docs/features/dinov2.md"
 RECIPE = Recipe("dinov2-224", 256, 224, "bicubic", IMAGENET_MEAN, IMAGENET_STD)
 
 
-class DINOv2Settings(Settings):
+class DINOv2Settings(PretrainedFeatureSettings):
     weights: str | None = pydantic.Field(
         None, description=f"weights file (.safetensors or .pth; default ${WEIGHTS_ENV})"
     )
     architecture: str = pydantic.Field(
         "vit_small_patch14_dinov2", description="timm architecture of the weights"
     )
-    value_range: ValueRange = pydantic.Field(
-        (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
-    )
-    batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
 
     @pydantic.field_validator("architecture")
@@ -79,64 +70,42 @@ def build_network(model: str):
     return timm.create_model(model, pretrained=False, num_classes=0, img_size=224)
 
 
-_LOADED: dict[tuple[str, str, str], Any] = {}
-_LOCK = threading.Lock()
-
-
-class DINOv2Features(FeatureExtractor):
+class DINOv2Features(PretrainedFeatures):
     """DINOv2 class-token features (timm) from a local weights file."""
 
     name = "dinov2"
-    modality = "image"
     description = "DINOv2 ViT class token via timm (local weights file you supply)"
     preprocessing = RECIPE.name
     Settings = DINOv2Settings
     settings: DINOv2Settings
+    weights_env, weights_filename, weights_url, docs = (WEIGHTS_ENV, WEIGHTS_FILENAME,
+                                                        WEIGHTS_URL, DOCS)
 
-    def _path(self):
-        return resolve_weights(self.name, self.settings.weights, WEIGHTS_ENV,
-                               filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, docs=DOCS)
+    def network_key(self) -> tuple[Any, ...]:
+        return (self.settings.architecture,)
 
-    @property
-    def weights_sha256(self) -> str:
-        return file_sha256(self._path())
-
-    def _network(self):
+    def load_network(self, path):
         from timm.models.vision_transformer import checkpoint_filter_fn
 
-        path = self._path()
-        key = (str(path.resolve()), self.settings.architecture, self.settings.device)
-        with _LOCK:
-            if key not in _LOADED:
-                net = build_network(self.settings.architecture)
-                state = checkpoint_filter_fn(load_state_dict(path, self.name), net)
-                try:
-                    net.load_state_dict(state, strict=True)
-                except RuntimeError as exc:
-                    raise ValidationError(
-                        f"dinov2: the weights in {str(path)!r} do not fit architecture="
-                        f"{self.settings.architecture!r} ({str(exc).splitlines()[0]}); set "
-                        "architecture= to the one they were saved from."
-                    ) from None
-                _LOADED[key] = net.to(self.settings.device).eval()
-            return _LOADED[key]
+        net = build_network(self.settings.architecture)
+        state = checkpoint_filter_fn(load_state_dict(path, self.name), net)
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValidationError(
+                f"dinov2: the weights in {str(path)!r} do not fit architecture="
+                f"{self.settings.architecture!r} ({str(exc).splitlines()[0]}); set "
+                "architecture= to the one they were saved from."
+            ) from None
+        return net
 
-    def extract(self, x: np.ndarray) -> np.ndarray:
-        """``(n_samples, embed_dim)`` class-token features."""
-        import torch
-
-        net = self._network()
-        out = []
-        bs = self.settings.batch_size
-        with torch.inference_mode():
-            for s in range(0, len(x), bs):
-                batch = preprocess(x[s : s + bs], RECIPE, self.settings.value_range, self.name)
-                out.append(net(batch.to(self.settings.device)).double().cpu().numpy())
-        return np.concatenate(out) if out else np.empty((0, 0))
+    def recipe(self, network: Any) -> Recipe:
+        """timm's DINOv2 evaluation transform at 224."""
+        return RECIPE
 
     def provenance_extra(self) -> dict[str, Any]:
         return {"dinov2_architecture": self.settings.architecture,
-                "dinov2_weights_file": self._path().name}
+                "dinov2_weights_file": self.weights_path().name}
 
 
 @hookimpl

@@ -24,24 +24,19 @@ the cosine similarity a plain dot product whatever the file).
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Literal
 
-import numpy as np
 import pydantic
 
-from probekit import FeatureExtractor, Settings, hookimpl
+from probekit import hookimpl
 from probekit.errors import InputFileError, ValidationError
-from probekit.features import ValueRange
 from probekit.pretrained import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    PretrainedFeatures,
+    PretrainedFeatureSettings,
     Recipe,
-    file_sha256,
-    l2_normalize,
     load_state_dict,
-    preprocess,
-    resolve_weights,
 )
 
 WEIGHTS_ENV = "PROBEKIT_SSCD_WEIGHTS"
@@ -59,7 +54,7 @@ RECIPES = {
 
 
 
-class SSCDSettings(Settings):
+class SSCDSettings(PretrainedFeatureSettings):
     weights: str | None = pydantic.Field(
         None, description=f"SSCD release file (default ${WEIGHTS_ENV}); a TorchScript file runs "
         "code when loaded: name only a file from the official release"
@@ -74,11 +69,6 @@ class SSCDSettings(Settings):
     preprocessing: Literal["sscd-resize288", "sscd-skew320"] = pydantic.Field(
         "sscd-resize288", description="README recipe: shorter side to 288, or 320x320"
     )
-    value_range: ValueRange = pydantic.Field(
-        (0.0, 1.0), description="range of the input values, mapped to [0, 1] (e.g. -1,1)"
-    )
-    batch_size: int = pydantic.Field(32, gt=0, description="images per network forward")
-    device: str = pydantic.Field("cpu", description="torch device, e.g. cpu or cuda")
 
 
 
@@ -151,31 +141,21 @@ def load_torchvision(path, backbone: str):
     return model
 
 
-_LOADED: dict[tuple[str, str, str, str], Any] = {}
-_LOCK = threading.Lock()
-
-
-class SSCDFeatures(FeatureExtractor):
-    """L2-normalized SSCD descriptors from the official TorchScript release."""
+class SSCDFeatures(PretrainedFeatures):
+    """L2-normalized SSCD descriptors from the official release."""
 
     name = "sscd"
-    modality = "image"
     description = "SSCD copy-detection descriptors (TorchScript file you supply; Pizzi et al.)"
     preprocessing = "sscd-resize288"
     Settings = SSCDSettings
     settings: SSCDSettings
+    weights_env, weights_filename, weights_url, docs = (WEIGHTS_ENV, WEIGHTS_FILENAME,
+                                                        WEIGHTS_URL, DOCS)
+    unit_length = True
 
     def __init__(self, settings=None, **overrides):
         super().__init__(settings, **overrides)
         self.preprocessing = self.settings.preprocessing  # type: ignore[misc]
-
-    def _path(self):
-        return resolve_weights(self.name, self.settings.weights, WEIGHTS_ENV,
-                               filename=WEIGHTS_FILENAME, url=WEIGHTS_URL, docs=DOCS)
-
-    @property
-    def weights_sha256(self) -> str:
-        return file_sha256(self._path())
 
     def _format(self, path) -> str:
         if self.settings.format != "auto":
@@ -183,40 +163,21 @@ class SSCDFeatures(FeatureExtractor):
         torchvision = path.name.endswith(".torchvision.pt") or path.suffix == ".safetensors"
         return "torchvision" if torchvision else "torchscript"
 
-    def _model(self):
-        path = self._path()
-        fmt = self._format(path)
-        key = (str(path.resolve()), fmt, self.settings.backbone, self.settings.device)
-        with _LOCK:
-            if key not in _LOADED:
-                model = load_torchscript(path) if fmt == "torchscript" else \
-                    load_torchvision(path, self.settings.backbone)
-                _LOADED[key] = model.to(self.settings.device).eval()
-            return _LOADED[key]
+    def network_key(self) -> tuple[Any, ...]:
+        return (self._format(self.weights_path()), self.settings.backbone)
 
-    def extract(self, x: np.ndarray) -> np.ndarray:
-        """``(n_samples, 512)`` unit descriptors (1024 for the large model)."""
-        import torch
+    def load_network(self, path):
+        if self._format(path) == "torchscript":
+            return load_torchscript(path)
+        return load_torchvision(path, self.settings.backbone)
 
-        model = self._model()
-        recipe = RECIPES[self.settings.preprocessing]
-        out = []
-        bs = self.settings.batch_size
-        with torch.inference_mode():
-            for s in range(0, len(x), bs):
-                batch = preprocess(x[s : s + bs], recipe, self.settings.value_range, self.name)
-                out.append(model(batch.to(self.settings.device)).float().cpu().numpy())
-        feats = np.concatenate(out) if out else np.empty((0, 0))
-        if feats.ndim != 2:
-            raise ValidationError(
-                f"sscd: the TorchScript model must return (n_samples, n_features); got shape "
-                f"{feats.shape}. Use an SSCD release file."
-            )
-        return l2_normalize(feats)
+    def recipe(self, network: Any) -> Recipe:
+        """The README recipe named by ``preprocessing``."""
+        return RECIPES[self.settings.preprocessing]
 
     def provenance_extra(self) -> dict[str, Any]:
         """The weights file name and the README recipe."""
-        path = self._path()
+        path = self.weights_path()
         return {"sscd_weights_file": path.name, "sscd_format": self._format(path),
                 "sscd_preprocessing": self.settings.preprocessing}
 

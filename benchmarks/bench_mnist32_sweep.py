@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_width=N_WIDTH))
     phase = [{"n": r["n"], "width": r["width"], "tau_mem": r["tau_mem"]["value"],
               "last_step": r["last_step"]} for r in summary["all_runs"]]
-    atomic_write_bytes(out / "phase.png", plot_phase(phase, mem_level=MEM_LEVEL, cap=20_000))
+    atomic_write_bytes(out / "phase.png", plot_phase(phase, mem_level=MEM_LEVEL))
     report.update({"summary": summary, "phase": phase, "checks": checks(summary),
                    "load_at_analysis": os.getloadavg()})
     print("phase:", json.dumps(phase))

@@ -1,8 +1,10 @@
 """The planted truth of the conditional probes: the tiny latent text-to-image pipeline of
 ``probekit.reference.text2image``, really trained (base, full fine-tune, LoRA), built once and
-cached across sessions under ``$PROBEKIT_TEST_CACHE`` (default ``.pytest_cache/`` in the
-repository) in a folder keyed by the configuration and a hash of the training code; a lock file
-keeps two test sessions from building it at once."""
+cached across sessions under ``$PROBEKIT_TEST_CACHE`` (default
+``~/.cache/probekit/test-runs``, outside the checkout, so that a fresh clone on the same machine
+reuses it) in a folder keyed by the configuration and a hash of the training code; a lock file
+keeps two test sessions from building it at once. A cold cache builds it: about 9 CPU-minutes on
+one thread, the longest part of the suite (it is started first, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ def cache_root() -> Path:
 
     code = hashlib.sha256(Path(recipe.__file__).read_bytes()).hexdigest()[:12]
     base = os.environ.get("PROBEKIT_TEST_CACHE", "").strip()
-    root = Path(base).expanduser() if base else ROOT / ".pytest_cache" / "probekit-conditional"
+    root = (Path(base).expanduser() if base
+            else Path.home() / ".cache" / "probekit" / "test-runs" / "conditional")
     return root / f"code-{code}"
 
 

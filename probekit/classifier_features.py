@@ -198,13 +198,9 @@ class ClassifierFeatures(FeatureExtractor):
         self.meta_: dict[str, Any] = {}
         self._sha256: str | None = None
 
-    def load_network(self) -> tuple[Any, dict[str, Any], str, Path]:
-        """``load_or_train(self.spec)``; plugins override it to keep their module's hooks."""
-        return load_or_train(self.spec)
-
     def _load(self) -> Any:
         if self._net is None:
-            self._net, self.meta_, self._sha256, self.weights_path_ = self.load_network()
+            self._net, self.meta_, self._sha256, self.weights_path_ = load_or_train(self.spec)
         return self._net
 
     @property

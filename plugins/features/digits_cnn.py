@@ -100,9 +100,6 @@ class DigitsCNNFeatures(ClassifierFeatures):
     description = "64-d features of a small CNN trained on digits pool[512:] (cached)"
     spec = SPEC
 
-    def load_network(self) -> tuple[Any, dict[str, Any], str, Path]:
-        return load_or_train()
-
 
 @hookimpl
 def register_feature_extractors():

@@ -100,9 +100,6 @@ class MNIST32CNNFeatures(ClassifierFeatures):
     description = "64-d features of a small CNN trained on mnist32 pool[1024:] (cached)"
     spec = SPEC
 
-    def load_network(self) -> tuple[Any, dict[str, Any], str, Path]:
-        return load_or_train()
-
 
 @hookimpl
 def register_feature_extractors():

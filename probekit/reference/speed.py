@@ -21,7 +21,7 @@ import time
 import torch
 
 from probekit.reference.config import PRESETS, preset
-from probekit.reference.diffusion import alphas_cumprod, denoising_loss
+from probekit.reference.diffusion import alphas_cumprod
 from probekit.reference.sample import ddim_sample, initial_noise
 from probekit.reference.train import batch_indices, build_model, build_optimizer, ema_decay_at
 from probekit.reference.unet import count_parameters
@@ -29,38 +29,24 @@ from probekit.reference.unet import count_parameters
 
 def time_training(name: str, *, n: int, steps: int, warmup: int = 3, width: int | None = None,
                   device: str = "cpu") -> dict:
-    """Steps/s of the training step of preset ``name`` on random data of its shape."""
+    """Steps/s of the training step of preset ``name`` on random data of its shape (the plain
+    float32 step of :func:`time_variants`)."""
     cfg = preset(name, n=n, width=width)
     u = cfg.unet
-    data = torch.randn(n, u.in_channels, *([u.resolution] * u.dims), device=device)
-    model = build_model(cfg).to(device)
-    ema = copy.deepcopy(model) if cfg.train.ema_decay else None
-    opt = build_optimizer(model, cfg.train)
-    abar = alphas_cumprod(cfg.diffusion).float().to(device)
-    gen = torch.Generator().manual_seed(0)
-
-    def step(s: int) -> None:
-        x0 = data[batch_indices(s, n, cfg.train).to(device)]
-        t = torch.randint(1, cfg.diffusion.num_timesteps, (len(x0),), generator=gen)
-        noise = torch.randn(x0.shape, generator=gen)
-        loss = denoising_loss(model, x0, t.to(device), noise.to(device), abar)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if ema is not None:
-            with torch.no_grad():
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()),
-                                     1.0 - ema_decay_at(s, cfg.train))
-        loss.item()
-
+    dev = torch.device(device)
+    data = torch.randn(n, u.in_channels, *([u.resolution] * u.dims), device=dev)
+    step = _variant_step(cfg, data, dev, 1, None)
     for s in range(warmup):
         step(s)
+    _sync(dev)
     start = time.perf_counter()
     for s in range(steps):
         step(warmup + s)
+    _sync(dev)
     seconds = time.perf_counter() - start
     return {"what": "train", "preset": name, "width": u.base_width, "n": n,
-            "batch": min(n, cfg.train.batch_size), "parameters": count_parameters(model),
+            "batch": len(batch_indices(0, n, cfg.train)),
+            "parameters": count_parameters(build_model(cfg)),
             "steps": steps, "seconds": round(seconds, 3), "steps_per_s": steps / seconds}
 
 

@@ -48,6 +48,7 @@ import pydantic
 from probekit import Adapter, Checkpoint, Settings, hookimpl
 from probekit.conditions import Condition, ConditionalModelHandle, initial_noise
 from probekit.errors import InputFileError, MissingResourceError, ValidationError
+from probekit.features import parse_value_range
 from probekit.validation import TorchDevice, describe
 
 #: Samplers offered, with the diffusers scheduler class each is built from.
@@ -69,14 +70,8 @@ def import_diffusers():
     return diffusers
 
 
-def parse_value_range(value: Any) -> Any:
-    """Accept ``(0, 1)``, ``[-1, 1]`` or the CLI strings ``"0,1"`` / ``"-1,1"``."""
-    if isinstance(value, str):
-        return tuple(float(p) for p in value.strip("()[] ").split(",") if p.strip())
-    return value
-
-
-def check_value_range(value: tuple[float, float]) -> tuple[float, float]:
+def check_output_range(value: tuple[float, float]) -> tuple[float, float]:
+    """The adapter writes images in [0, 1] or [-1, 1], nothing else."""
     if tuple(value) not in ((0.0, 1.0), (-1.0, 1.0)):
         raise ValueError("must be (0, 1) or (-1, 1)")
     return (float(value[0]), float(value[1]))
@@ -106,7 +101,7 @@ class GuidedSamplingSettings(Settings):
     )
 
     _parse_range = pydantic.field_validator("value_range", mode="before")(parse_value_range)
-    _check_range = pydantic.field_validator("value_range")(check_value_range)
+    _check_range = pydantic.field_validator("value_range")(check_output_range)
 
 
 class Text2ImageSettings(GuidedSamplingSettings):

@@ -25,8 +25,10 @@ from probekit.validation import check_input_path, one_line
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def load_array(path: str | Path, *, key: str | None = None) -> np.ndarray:
-    """Read an array from ``.npy``, ``.npz``, ``.pt``/``.pth``, ``.csv`` or an image folder."""
+def load_array(path: str | Path, *, key: str | None = None, mmap: bool = False) -> np.ndarray:
+    """Read an array from ``.npy``, ``.npz``, ``.pt``/``.pth``, ``.csv`` or an image folder.
+
+    ``mmap``: a ``.npy`` file is memory-mapped read-only (only the rows used are read)."""
     p = Path(path)
     if not p.exists():
         raise InputFileError(
@@ -39,7 +41,7 @@ def load_array(path: str | Path, *, key: str | None = None) -> np.ndarray:
             return load_image_folder(p)
         suffix = p.suffix.lower()
         if suffix == ".npy":
-            return np.load(p, allow_pickle=False)
+            return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
         if suffix == ".npz":
             return _load_npz(p, key)
         if suffix in (".pt", ".pth"):

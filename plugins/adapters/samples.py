@@ -35,11 +35,8 @@ class SamplesHandle(ModelHandle):
 
     def _load(self) -> np.ndarray:
         if self._samples is None:
-            if self.path.suffix.lower() == ".npy" and self.key is None:
-                # memory-mapped: only the rows asked for are read
-                self._samples = np.load(self.path, mmap_mode="r", allow_pickle=False)
-            else:
-                self._samples = load_array(self.path, key=self.key)
+            # a .npy file is memory-mapped: only the rows asked for are read
+            self._samples = load_array(self.path, key=self.key, mmap=True)
         return self._samples
 
     @property

@@ -300,7 +300,8 @@ def test_the_series_and_data_must_match(case):
 # -- class 1: a checkpoint that cannot be evaluated is recorded, the others go on -----------------
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "object", "scalar", "series-shape"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "object", "scalar", "series-shape",
+                                    "garbage"])
 def test_a_corrupt_checkpoint_is_exit_3_with_one_line(tmp_path, damage, monkeypatch):
     monkeypatch.chdir(tmp_path)
     paths = make_inputs(tmp_path / "data")
@@ -318,6 +319,8 @@ def test_a_corrupt_checkpoint_is_exit_3_with_one_line(tmp_path, damage, monkeypa
         np.save(bad, np.array([1, "a"], dtype=object), allow_pickle=True)
     elif damage == "scalar":
         np.save(bad, np.float32(1))
+    elif damage == "garbage":  # numpy reads bytes without a header as a pickle
+        bad.write_bytes(b"garbage, not an array")
     else:
         np.save(bad, rng.random((24, 16, 1)).astype(np.float32))
     out = tmp_path / "run"
@@ -326,6 +329,7 @@ def test_a_corrupt_checkpoint_is_exit_3_with_one_line(tmp_path, damage, monkeypa
     assert "Traceback" not in outcome.stderr and "\x1b" not in outcome.stderr
     assert len(outcome.lines) == 2, outcome.stderr  # the failed step, then what to do
     assert outcome.lines[0].startswith("probekit evaluate: step 100 failed: ")
+    assert "allow_pickle" not in outcome.stderr and "pickle.load" not in outcome.stderr
     assert "retry only those" in outcome.lines[1]
     summary = json.loads((out / "summary.json").read_text())
     assert [f["step"] for f in summary["failures"]] == [100]
